@@ -1,0 +1,598 @@
+"""Shared base of the estimators: parameters, validation, net assembly, predict."""
+
+import copy
+import os
+import warnings
+from collections.abc import Mapping
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_array,
+    check_consistent_length,
+    check_is_fitted,
+    validate_data,
+)
+from skorch.callbacks import EarlyStopping
+
+from sktransfer._net import TransferNet, ValidFraction
+from sktransfer._network import TransferNetwork
+from sktransfer.backbones import get_backbone_factory, load_weights
+from sktransfer.callbacks import LossTermRecorder
+from sktransfer.data import TensorData, domain_masks
+from sktransfer.finetuning import plan_finetuning
+from sktransfer.heads import HEAD_OPTIONS, make_head
+
+_OPTIMIZERS = {
+    "adamw": torch.optim.AdamW,
+    "adam": torch.optim.Adam,
+    "sgd": torch.optim.SGD,
+}
+_PREDICT_CHUNK = 8192
+_FAST_PATH_MAX_SIZE = 1 << 16
+
+
+def resolve_device(device):
+    """``"auto"`` -> cuda when available; unavailable cuda -> clear ValueError."""
+    if isinstance(device, torch.device):
+        device = str(device)
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f"device={device!r} is not a valid torch device; use 'cpu', 'cuda', "
+            "'cuda:N' or 'auto'."
+        ) from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} was requested but CUDA is not available on this "
+            "machine; use device='cpu' or device='auto'."
+        )
+    return device
+
+
+def _fork_devices(device):
+    if torch.device(device).type == "cuda":
+        index = torch.device(device).index
+        return [torch.cuda.current_device() if index is None else index]
+    return []
+
+
+def _silent(*args, **kwargs):
+    """A callback sink that discards messages (verbose=0)."""
+
+
+def _feature_stats(X, weight=None):
+    """Per-feature (weighted) mean and standard deviation; constant -> scale 1."""
+    if weight is None:
+        mean = X.mean(axis=0, dtype=np.float64)
+        std = X.std(axis=0, dtype=np.float64)
+    else:
+        w = weight / weight.sum()
+        mean = np.tensordot(w, X, axes=1)
+        std = np.sqrt(np.tensordot(w, (X - mean) ** 2, axes=1))
+    std = np.asarray(std, dtype=np.float64)
+    std[~(std > 1e-12)] = 1.0
+    return np.asarray(mean, dtype=np.float32), std.astype(np.float32)
+
+
+class BaseTransferEstimator(RegressorMixin, BaseEstimator):
+    """Common machinery of :class:`TransferRegressor` and
+    :class:`DomainAdaptRegressor`. Not for direct use."""
+
+    _parameter_constraints: dict = {
+        "backbone": [str, torch.nn.Module, BaseEstimator],
+        "backbone_params": [dict, None],
+        "weights": [str, os.PathLike, Mapping, None],
+        "head": [StrOptions(set(HEAD_OPTIONS)), torch.nn.Module],
+        "input_shape": [tuple, None],
+        "standardize_X": ["boolean", StrOptions({"auto"})],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "optimizer": [StrOptions(set(_OPTIMIZERS)), type],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "standardize_y": ["boolean"],
+        "random_state": ["random_state"],
+        "device": [str, torch.device],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        backbone="mlp",
+        *,
+        backbone_params=None,
+        weights=None,
+        head="auto",
+        input_shape=None,
+        standardize_X="auto",
+        max_epochs=100,
+        batch_size=64,
+        lr=1e-3,
+        weight_decay=0.0,
+        optimizer="adamw",
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        standardize_y=True,
+        random_state=None,
+        device="cpu",
+        verbose=0,
+    ):
+        self.backbone = backbone
+        self.backbone_params = backbone_params
+        self.weights = weights
+        self.head = head
+        self.input_shape = input_shape
+        self.standardize_X = standardize_X
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.optimizer = optimizer
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.standardize_y = standardize_y
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ tags
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        tags.input_tags.allow_nan = False
+        return tags
+
+    # ------------------------------------------------------------ validation
+    def _check_extra_params(self):
+        """Cross-parameter checks the declarative constraints cannot express."""
+        if isinstance(self.optimizer, type) and not issubclass(
+            self.optimizer, torch.optim.Optimizer
+        ):
+            raise ValueError(
+                f"optimizer={self.optimizer.__name__} is not a torch.optim.Optimizer "
+                f"subclass; use one of {sorted(_OPTIMIZERS)} or such a class."
+            )
+        if self.backbone_params is not None and not isinstance(self.backbone, str):
+            raise ValueError(
+                "backbone_params only applies to registry backbones (a str "
+                f"backbone); got backbone of type {type(self.backbone).__name__}. "
+                "Set backbone_params=None."
+            )
+        if isinstance(self.backbone, BaseEstimator) and not isinstance(
+            self.backbone, BaseTransferEstimator
+        ):
+            raise TypeError(
+                "backbone must be a registry name, a torch.nn.Module or a fitted "
+                "TransferRegressor/DomainAdaptRegressor; got "
+                f"{type(self.backbone).__name__}."
+            )
+        if self.weights is not None and isinstance(self.backbone, BaseEstimator):
+            raise ValueError(
+                "weights cannot be combined with a fitted estimator as backbone "
+                "(its fitted weights are used). Set weights=None."
+            )
+        if self.input_shape is not None and not all(
+            isinstance(s, Integral) and s > 0 for s in self.input_shape
+        ):
+            raise ValueError(
+                f"input_shape must be a tuple of positive ints such as (channels, "
+                f"length); got {self.input_shape!r}."
+            )
+        if isinstance(self.backbone, str):
+            get_backbone_factory(self.backbone)
+
+    def _validate_fit_data(self, X, y, allow_missing_y):
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y "
+                "is None."
+            )
+        X = validate_data(
+            self,
+            X,
+            reset=True,
+            dtype=[np.float32, np.float64],
+            allow_nd=True,
+            ensure_min_samples=2,
+        )
+        y = check_array(
+            y,
+            ensure_2d=False,
+            dtype=[np.float64, np.float32],
+            ensure_all_finite="allow-nan" if allow_missing_y else True,
+            input_name="y",
+        )
+        if y.ndim > 2:
+            raise ValueError(f"y must be 1-D or 2-D; got shape {y.shape}.")
+        if np.isinf(y).any():
+            raise ValueError("Input y contains infinity.")
+        check_consistent_length(X, y)
+        return X, y
+
+    def _sample_shape(self, X):
+        if X.ndim > 2:
+            shape = tuple(X.shape[1:])
+            if self.input_shape is not None and tuple(self.input_shape) != shape:
+                raise ValueError(
+                    f"input_shape={self.input_shape} does not match the per-sample "
+                    f"shape {shape} of the 3-D X; set input_shape=None."
+                )
+            return shape, None
+        if self.input_shape is None:
+            return (X.shape[1],), None
+        shape = tuple(int(s) for s in self.input_shape)
+        if int(np.prod(shape)) != X.shape[1]:
+            raise ValueError(
+                f"input_shape={self.input_shape} holds {int(np.prod(shape))} values "
+                f"per sample but X has {X.shape[1]} features; choose a shape whose "
+                "product is the number of features."
+            )
+        return (X.shape[1],), shape
+
+    # ------------------------------------------------------------- assembly
+    def _source_estimator(self):
+        est = self.backbone
+        if not isinstance(est, BaseTransferEstimator):
+            return None
+        try:
+            check_is_fitted(est)
+        except Exception as exc:
+            raise ValueError(
+                f"backbone is an unfitted {type(est).__name__}; fit it on the "
+                "source data first, or pass a registry name or a torch.nn.Module."
+            ) from exc
+        return est
+
+    def _build_network(self, sample_shape, model_shape, n_outputs):
+        """Return (network, info) where info says what is pretrained/inherited."""
+        shape = model_shape if model_shape is not None else sample_shape
+        info = {"backbone_pretrained": True, "head_pretrained": False}
+        source = self._source_estimator()
+        pretrained_head = None
+        if source is not None:
+            if source.sample_shape_ != sample_shape or source.model_shape_ != model_shape:
+                raise ValueError(
+                    f"backbone was fitted on samples of shape {source.sample_shape_} "
+                    f"(input_shape={source.model_shape_}) but X has samples of shape "
+                    f"{sample_shape} (input_shape={model_shape}); the source and "
+                    "target data need the same features."
+                )
+            src_net = source.net_.module_
+            backbone = copy.deepcopy(src_net.backbone).cpu()
+            if n_outputs == source.n_outputs_:
+                pretrained_head = copy.deepcopy(src_net.head).cpu()
+            info["source"] = source
+        elif isinstance(self.backbone, torch.nn.Module):
+            backbone = copy.deepcopy(self.backbone).cpu()
+        else:
+            factory = get_backbone_factory(self.backbone)
+            try:
+                backbone = factory(shape, **(self.backbone_params or {}))
+            except TypeError as exc:
+                raise ValueError(
+                    f"backbone_params={self.backbone_params!r} are not accepted by "
+                    f"the {self.backbone!r} backbone: {exc}."
+                ) from exc
+            info["backbone_pretrained"] = self.weights is not None
+        if self.weights is not None:
+            load_weights(backbone, self.weights)
+        n_feat = self._dry_run(backbone, shape, "backbone")
+        if isinstance(self.head, torch.nn.Module):
+            head = make_head(self.head, n_feat, n_outputs)
+            out = self._dry_run(head, (n_feat,), "head")
+            if out != n_outputs:
+                raise ValueError(
+                    f"head maps features to {out} outputs but y has {n_outputs}; "
+                    "give a head whose output width matches y."
+                )
+        elif self.head == "auto" and pretrained_head is not None:
+            head = pretrained_head
+            info["head_pretrained"] = True
+        else:
+            head = make_head(self.head, n_feat, n_outputs)
+        network = TransferNetwork(backbone, head, model_shape)
+        return network, info
+
+    @staticmethod
+    def _dry_run(module, shape, what):
+        was_training = module.training
+        module.eval()
+        try:
+            with torch.no_grad():
+                out = module(torch.zeros((2, *shape)))
+        except Exception as exc:
+            raise ValueError(
+                f"The {what} could not process a batch of shape {(2, *shape)}: "
+                f"{exc}. Check backbone, backbone_params and input_shape."
+            ) from exc
+        finally:
+            module.train(was_training)
+        if not isinstance(out, torch.Tensor) or out.dim() < 2:
+            raise ValueError(
+                f"The {what} must return a tensor of shape (n, d); got "
+                f"{getattr(out, 'shape', type(out).__name__)}."
+            )
+        return int(out[0].numel())
+
+    # -------------------------------------------------------------- hooks
+    def _input_statistics(self, X, masks, source, weight=None):
+        """Standardise X (float32, in place when possible).
+
+        Returns (X_prepared, mean, scale): mean/scale go into the network's
+        normaliser for prediction (None for no scaling).
+        """
+        mode = self.standardize_X
+        if mode == "auto":
+            if source is not None:
+                norm = source.net_.module_.normalizer
+                if norm.mean.numel() == 0:
+                    return X, None, None
+                mean, scale = norm.mean.cpu().numpy(), norm.scale.cpu().numpy()
+                return self._scale_inplace(X, mean, scale), mean, scale
+            mode = isinstance(self.backbone, str)
+        if not mode:
+            return X, None, None
+        mean, scale = _feature_stats(X, weight)
+        return self._scale_inplace(X, mean, scale), mean, scale
+
+    @staticmethod
+    def _scale_inplace(X, mean, scale):
+        X -= mean
+        X /= scale
+        return X
+
+    def _adaptation(self, network, masks):
+        """(adaptation loss or None, extra callbacks, adaptation weight).
+
+        May attach extra trainable modules (e.g. a discriminator) to
+        ``network``; they are trained with the head's learning rate.
+        """
+        return None, [], 0.0
+
+    def _finetune_settings(self):
+        """(strategy, backbone_lr, l2sp) for the fine-tuning plan."""
+        return "full", 1.0, 0.0
+
+    def _after_training(self, network, data, masks):
+        """Hook run on the trained network before it is published."""
+
+    # ------------------------------------------------------------------ fit
+    def _fit(self, X, y, *, sample_weight=None, sample_domain=None, adapt=False):
+        self._check_extra_params()
+        X, y = self._validate_fit_data(X, y, allow_missing_y=adapt)
+        y_1d = y.ndim == 1
+        y2 = y.reshape(len(y), -1)
+        masks = domain_masks(y2, sample_domain)
+        if not masks.labelled.any():
+            raise ValueError(
+                "y has no labelled rows (all NaN); at least the source rows need "
+                "a finite y."
+            )
+        sw = None
+        if sample_weight is not None:
+            sw = _check_sample_weight(
+                sample_weight, X, dtype=np.float64, ensure_non_negative=True
+            )
+            if not (sw[masks.labelled] > 0).any():
+                raise ValueError(
+                    "sample_weight is zero on every labelled row; give some "
+                    "labelled rows a positive weight."
+                )
+            if np.all(sw == sw[0]):
+                sw = None  # a constant weight changes nothing
+        device = resolve_device(self.device)
+        sample_shape, model_shape = self._sample_shape(X)
+        n_outputs = y2.shape[1]
+        rng = check_random_state(self.random_state)
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+
+        with torch.random.fork_rng(devices=_fork_devices(device)):
+            torch.manual_seed(seed)
+            network, info = self._build_network(sample_shape, model_shape, n_outputs)
+            source = info.get("source")
+
+            # targets: standardised, missing -> 0 with weight 0
+            if info["head_pretrained"] and self.standardize_y:
+                y_mean, y_scale = source.y_mean_, source.y_scale_
+            elif self.standardize_y:
+                lab = masks.labelled
+                y_mean, y_scale = _feature_stats(
+                    y2[lab], None if sw is None else sw[lab]
+                )
+            else:
+                y_mean, y_scale = np.zeros(n_outputs), np.ones(n_outputs)
+            y_std = ((y2 - y_mean) / y_scale).astype(np.float32)
+            y_std[~masks.labelled] = 0.0
+
+            weight = None
+            if sw is not None or not masks.labelled.all():
+                w = np.ones(len(y2)) if sw is None else sw.copy()
+                w[~masks.labelled] = 0.0
+                w /= w[masks.labelled].mean()
+                weight = torch.from_numpy(w.astype(np.float32)).to(device)
+
+            # inputs: one float32 copy, standardised in place
+            Xf = np.array(X, dtype=np.float32, copy=True, order="C")
+            Xf, x_mean, x_scale = self._input_statistics(Xf, masks, source, sw)
+
+            adaptation, extra_callbacks, da_weight = self._adaptation(network, masks)
+            network.to(device)
+            strategy, backbone_lr, l2sp = self._finetune_settings()
+            plan = plan_finetuning(
+                network,
+                strategy=strategy,
+                lr=self.lr,
+                backbone_lr=backbone_lr,
+                weight_decay=self.weight_decay,
+                l2sp=l2sp,
+                max_epochs=self.max_epochs,
+                backbone_pretrained=info["backbone_pretrained"],
+                head_pretrained=info["head_pretrained"],
+            )
+            extra = [
+                p
+                for name, child in network.named_children()
+                if name not in ("backbone", "head")
+                for p in child.parameters()
+            ]
+            if extra:
+                plan.param_groups.append(
+                    {"params": extra, "lr": self.lr, "weight_decay": self.weight_decay}
+                )
+
+            data = TensorData(
+                torch.from_numpy(Xf).to(device),
+                torch.from_numpy(y_std).to(device),
+                weight,
+                torch.from_numpy(masks.target).to(device),
+            )
+            callbacks = list(plan.callbacks) + list(extra_callbacks)
+            train_split = None
+            if self.early_stopping:
+                if masks.labelled.sum() < 2:
+                    raise ValueError(
+                        "early_stopping=True needs at least 2 labelled rows; set "
+                        "early_stopping=False."
+                    )
+                train_split = ValidFraction(self.validation_fraction, seed + 2)
+                callbacks.append(
+                    (
+                        "early_stopping",
+                        EarlyStopping(
+                            monitor="valid_loss",
+                            patience=self.n_iter_no_change,
+                            threshold=1e-4,
+                            load_best=True,
+                            sink=_silent,
+                        ),
+                    )
+                )
+            if plan.anchors or adaptation is not None:
+                callbacks.append(("loss_terms", LossTermRecorder()))
+            optimizer = (
+                _OPTIMIZERS[self.optimizer]
+                if isinstance(self.optimizer, str)
+                else self.optimizer
+            )
+            net = TransferNet(
+                module=network,
+                criterion=torch.nn.MSELoss,
+                optimizer=optimizer,
+                lr=self.lr,
+                max_epochs=self.max_epochs,
+                batch_size=self.batch_size,
+                train_split=train_split,
+                callbacks=callbacks,
+                device=device,
+                verbose=self.verbose,
+                param_groups=plan.param_groups,
+                generator=torch.Generator().manual_seed(seed + 1),
+                balanced=adaptation is not None and masks.n_target > 0,
+                anchors=plan.anchors,
+                l2sp=l2sp,
+                adaptation=adaptation,
+                da_weight=da_weight,
+            )
+            net.fit(data, None)
+            # leave nothing heavy or unpicklable behind
+            net.param_groups = None
+            net.generator = None
+            net.anchors = ()
+            net.frozen_modules_ = []
+            network.eval()
+            self._after_training(network, data, masks)
+            if x_mean is not None:
+                network.normalizer.set(x_mean, x_scale)
+            del data
+
+        self.net_ = net
+        self.history_ = net.history
+        self.n_iter_ = len(net.history)
+        self.sample_shape_ = sample_shape
+        self.model_shape_ = model_shape
+        self.n_outputs_ = n_outputs
+        self.y_mean_ = np.asarray(y_mean, dtype=np.float64)
+        self.y_scale_ = np.asarray(y_scale, dtype=np.float64)
+        self.device_ = device
+        self._y_1d = y_1d
+        return self
+
+    # -------------------------------------------------------------- predict
+    def _validate_predict(self, X):
+        if (
+            type(X) is np.ndarray
+            and X.dtype in (np.float32, np.float64)
+            and X.shape[1:] == self.sample_shape_
+            and 0 < X.size <= _FAST_PATH_MAX_SIZE
+            and not hasattr(self, "feature_names_in_")
+            and np.isfinite(X).all()
+        ):
+            return X
+        X = validate_data(
+            self, X, reset=False, dtype=[np.float32, np.float64], allow_nd=True
+        )
+        if X.shape[1:] != self.sample_shape_:
+            raise ValueError(
+                f"X has samples of shape {X.shape[1:]}, but this estimator was "
+                f"fitted on samples of shape {self.sample_shape_}."
+            )
+        return X
+
+    def _forward(self, X):
+        """Network outputs in standardised target units, float32 (n, n_outputs)."""
+        module = self.net_.module_
+        if module.training:
+            module.eval()
+        device = self.device_
+        X = X.astype(np.float32, copy=False)
+        if not X.flags.writeable:
+            X = X.copy()  # torch.from_numpy needs a writable buffer
+        with torch.inference_mode():
+            if X.shape[0] <= _PREDICT_CHUNK:
+                out = module(torch.from_numpy(X).to(device))
+                return out.cpu().numpy()
+            parts = [
+                module(torch.from_numpy(X[i : i + _PREDICT_CHUNK]).to(device))
+                .cpu()
+                .numpy()
+                for i in range(0, X.shape[0], _PREDICT_CHUNK)
+            ]
+        return np.concatenate(parts)
+
+    def predict(self, X):
+        """Predict targets in their original units.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            1-D when the estimator was fitted on a 1-D ``y``.
+        """
+        check_is_fitted(self, "net_")
+        X = self._validate_predict(X)
+        out = self._forward(X) * self.y_scale_ + self.y_mean_
+        return out.ravel() if self._y_1d else out
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "net_")
+
+    def _warn(self, message, category=UserWarning):
+        warnings.warn(message, category, stacklevel=3)

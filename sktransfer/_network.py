@@ -1,0 +1,66 @@
+"""The assembled network: input standardisation -> backbone -> head."""
+
+import torch
+from torch import nn
+
+
+class Standardize(nn.Module):
+    """Fixed affine input scaling ``(x - mean) / scale`` held in buffers.
+
+    Buffers are empty (identity) until :meth:`set` is called, so the layer
+    adds no cost to a network whose inputs need no scaling.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(0))
+        self.register_buffer("scale", torch.ones(0))
+
+    def set(self, mean, scale):
+        device = self.mean.device
+        self.mean = torch.as_tensor(mean, dtype=torch.float32, device=device).clone()
+        self.scale = torch.as_tensor(scale, dtype=torch.float32, device=device).clone()
+        return self
+
+    def forward(self, x):
+        if self.mean.numel() == 0:
+            return x
+        return (x - self.mean) / self.scale
+
+
+class TransferNetwork(nn.Module):
+    """``head(backbone(reshape(normalizer(x))))``.
+
+    Parameters
+    ----------
+    backbone : nn.Module
+        Maps ``(n, *sample_shape)`` to features ``(n, d)``.
+    head : nn.Module
+        Maps features ``(n, d)`` to ``(n, n_outputs)``.
+    sample_shape : tuple or None
+        When set, 2-D batches are reshaped to ``(n, *sample_shape)`` before the
+        backbone.
+    """
+
+    def __init__(self, backbone, head, sample_shape=None):
+        super().__init__()
+        self.normalizer = Standardize()
+        self.backbone = backbone
+        self.head = head
+        self.sample_shape = None if sample_shape is None else tuple(sample_shape)
+
+    def features(self, x):
+        x = self.normalizer(x)
+        if self.sample_shape is not None and x.dim() == 2:
+            x = x.reshape(x.shape[0], *self.sample_shape)
+        f = self.backbone(x)
+        if f.dim() != 2:
+            f = f.flatten(1)
+        return f
+
+    def forward_with_features(self, x):
+        f = self.features(x)
+        return self.head(f), f
+
+    def forward(self, x):
+        return self.head(self.features(x))

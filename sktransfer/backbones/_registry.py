@@ -1,0 +1,77 @@
+"""One registry of backbone factories, keyed by name."""
+
+from collections.abc import Callable
+
+import torch
+
+_REGISTRY: dict[str, Callable[..., torch.nn.Module]] = {}
+
+
+def register_backbone(
+    name: str, factory: Callable[..., torch.nn.Module], *, overwrite: bool = False
+) -> Callable[..., torch.nn.Module]:
+    """Register a backbone factory under ``name``.
+
+    Parameters
+    ----------
+    name : str
+        Registry name, used as ``backbone=name`` in the estimators.
+    factory : callable
+        Called as ``factory(input_shape, **backbone_params)`` with the
+        per-sample input shape (a tuple); returns a ``torch.nn.Module`` that
+        maps a batch of shape ``(n, *input_shape)`` to features ``(n, d)``.
+    overwrite : bool, default=False
+        Replace an existing entry of the same name.
+
+    Returns
+    -------
+    factory : callable
+        The factory, unchanged, so this can be used as a decorator helper.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sktransfer.backbones import register_backbone, list_backbones
+    >>> def tiny(input_shape, width=4):
+    ...     return torch.nn.Sequential(torch.nn.Flatten(),
+    ...                                torch.nn.LazyLinear(width), torch.nn.Tanh())
+    >>> _ = register_backbone("tiny_doc", tiny, overwrite=True)
+    >>> "tiny_doc" in list_backbones()
+    True
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name must be a non-empty str, got {name!r}.")
+    if not callable(factory):
+        raise TypeError(f"factory must be callable, got {type(factory).__name__}.")
+    if name in _REGISTRY and not overwrite:
+        raise ValueError(
+            f"A backbone named {name!r} is already registered; pass overwrite=True "
+            "to replace it."
+        )
+    _REGISTRY[name] = factory
+    return factory
+
+
+def list_backbones() -> list[str]:
+    """Return the sorted names of all registered backbones."""
+    return sorted(_REGISTRY)
+
+
+def get_backbone_factory(name: str) -> Callable[..., torch.nn.Module]:
+    """Return the factory registered under ``name``.
+
+    Raises
+    ------
+    ValueError
+        If no backbone of that name is registered; the message lists the
+        registered names.
+    """
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(
+            f"backbone={name!r} is not a registered backbone. Use one of "
+            f"{list_backbones()}, pass a torch.nn.Module or a fitted sktransfer "
+            "estimator, or register your own with "
+            "sktransfer.backbones.register_backbone."
+        ) from None
