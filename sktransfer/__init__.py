@@ -3,8 +3,9 @@
 scikit-learn estimators on PyTorch through skorch.
 """
 
+from sktransfer._domain_adapt import DomainAdaptRegressor
 from sktransfer._transfer import TransferRegressor
 
 __version__ = "0.1.0"
 
-__all__ = ["TransferRegressor", "__version__"]
+__all__ = ["DomainAdaptRegressor", "TransferRegressor", "__version__"]

@@ -265,7 +265,10 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         source = self._source_estimator()
         pretrained_head = None
         if source is not None:
-            if source.sample_shape_ != sample_shape or source.model_shape_ != model_shape:
+            if (
+                source.sample_shape_ != sample_shape
+                or source.model_shape_ != model_shape
+            ):
                 raise ValueError(
                     f"backbone was fitted on samples of shape {source.sample_shape_} "
                     f"(input_shape={source.model_shape_}) but X has samples of shape "
@@ -306,6 +309,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         else:
             head = make_head(self.head, n_feat, n_outputs)
         network = TransferNetwork(backbone, head, model_shape)
+        network.n_features_out = n_feat
         return network, info
 
     @staticmethod
@@ -330,11 +334,12 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         return int(out[0].numel())
 
     # -------------------------------------------------------------- hooks
-    def _input_statistics(self, X, masks, source, weight=None):
+    def _input_statistics(self, X, masks, source, weight, fitted):
         """Standardise X (float32, in place when possible).
 
         Returns (X_prepared, mean, scale): mean/scale go into the network's
-        normaliser for prediction (None for no scaling).
+        normaliser for prediction (None for no scaling). Fitted attributes to
+        publish at the end of ``fit`` go into the dict ``fitted``.
         """
         mode = self.standardize_X
         if mode == "auto":
@@ -356,7 +361,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         X /= scale
         return X
 
-    def _adaptation(self, network, masks):
+    def _adaptation(self, network, masks, fitted):
         """(adaptation loss or None, extra callbacks, adaptation weight).
 
         May attach extra trainable modules (e.g. a discriminator) to
@@ -401,6 +406,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
 
+        fitted = {}  # extra fitted attributes from the hooks, published at the end
         with torch.random.fork_rng(devices=_fork_devices(device)):
             torch.manual_seed(seed)
             network, info = self._build_network(sample_shape, model_shape, n_outputs)
@@ -428,9 +434,11 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
 
             # inputs: one float32 copy, standardised in place
             Xf = np.array(X, dtype=np.float32, copy=True, order="C")
-            Xf, x_mean, x_scale = self._input_statistics(Xf, masks, source, sw)
+            Xf, x_mean, x_scale = self._input_statistics(Xf, masks, source, sw, fitted)
 
-            adaptation, extra_callbacks, da_weight = self._adaptation(network, masks)
+            adaptation, extra_callbacks, da_weight = self._adaptation(
+                network, masks, fitted
+            )
             network.to(device)
             strategy, backbone_lr, l2sp = self._finetune_settings()
             plan = plan_finetuning(
@@ -530,6 +538,8 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         self.y_scale_ = np.asarray(y_scale, dtype=np.float64)
         self.device_ = device
         self._y_1d = y_1d
+        for name, value in fitted.items():
+            setattr(self, name, value)
         return self
 
     # -------------------------------------------------------------- predict

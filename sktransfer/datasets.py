@@ -70,7 +70,9 @@ def make_domain_shift(
     def f(z, concept=0.0):
         out = np.stack(
             [
-                np.tanh(1.5 * z @ W[k]) @ a[k] + 0.5 * z @ lin[k] + concept * z @ drift[k]
+                np.tanh(1.5 * z @ W[k]) @ a[k]
+                + 0.5 * z @ lin[k]
+                + concept * z @ drift[k]
                 for k in range(n_outputs)
             ],
             axis=1,

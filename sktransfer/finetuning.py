@@ -113,15 +113,22 @@ def plan_finetuning(
     if strategy == "full" or not bb_params:
         return plan
     if strategy == "linear_probe":
-        plan.callbacks.append(UnfreezeSchedule([[], [network.backbone]], None))
+        plan.callbacks.append(
+            ("unfreeze", UnfreezeSchedule([[], [network.backbone]], None))
+        )
     elif strategy == "lp_ft":
         plan.callbacks.append(
-            UnfreezeSchedule([[], [network.backbone]], max(1, max_epochs // 2))
+            (
+                "unfreeze",
+                UnfreezeSchedule([[], [network.backbone]], max(1, max_epochs // 2)),
+            )
         )
     elif strategy == "gradual":
         blocks = backbone_blocks(network.backbone)[::-1]  # top first
         per_phase = max(1, max_epochs // (len(blocks) + 1))
-        plan.callbacks.append(UnfreezeSchedule([[]] + [[b] for b in blocks], per_phase))
+        plan.callbacks.append(
+            ("unfreeze", UnfreezeSchedule([[]] + [[b] for b in blocks], per_phase))
+        )
     return plan
 
 

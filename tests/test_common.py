@@ -2,7 +2,8 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sktransfer import TransferRegressor
+from sktransfer import DomainAdaptRegressor, TransferRegressor
+from sktransfer._domain_adapt import METHODS
 
 SMALL = dict(
     backbone_params={"hidden_sizes": (32,)},
@@ -14,7 +15,9 @@ SMALL = dict(
 
 
 def _estimators():
-    return [TransferRegressor(**SMALL)]
+    return [TransferRegressor(**SMALL)] + [
+        DomainAdaptRegressor(method=method, **SMALL) for method in METHODS
+    ]
 
 
 def _expected_failed_checks(estimator):

@@ -142,7 +142,12 @@ class GRUBackbone(nn.Module):
     """
 
     def __init__(
-        self, in_channels, hidden_size=32, num_layers=1, dropout=0.0, bidirectional=False
+        self,
+        in_channels,
+        hidden_size=32,
+        num_layers=1,
+        dropout=0.0,
+        bidirectional=False,
     ):
         super().__init__()
         self.gru = nn.GRU(

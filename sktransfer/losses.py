@@ -1,0 +1,269 @@
+"""Functional divergences between source and target feature batches.
+
+Every function takes ``features_source`` of shape ``(n_s, d)`` and
+``features_target`` of shape ``(n_t, d)`` and returns a scalar tensor that is
+differentiable in both. They are invariant to the order of rows.
+
+- :func:`coral_loss` -- Deep CORAL, Sun & Saenko, ECCV-W 2016.
+- :func:`mmd_loss` -- multi-kernel MMD as in DAN, Long et al., ICML 2015.
+- :func:`rsd_loss` -- Representation Subspace Distance, Chen et al., "Representation
+  Subspace Distance for Domain Adaptation Regression", ICML 2021.
+- :func:`daregram_loss` -- DARE-GRAM, Nejjar et al., "DARE-GRAM: Unsupervised
+  Domain Adaptation Regression by Aligning Inverse Gram Matrices", WACV 2024
+  (arXiv 2023).
+- :func:`dann_loss` with :class:`DomainDiscriminator` and :func:`grad_reverse`
+  -- DANN, Ganin et al., JMLR 2016.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _covariance(f):
+    n = f.shape[0]
+    centred = f - f.mean(dim=0, keepdim=True)
+    return centred.T @ centred / max(n - 1, 1)
+
+
+def coral_loss(features_source, features_target):
+    """Deep CORAL: ``||C_s - C_t||_F^2 / (4 d^2)`` between feature covariances.
+
+    Non-negative, zero when both batches have the same covariance.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sktransfer.losses import coral_loss
+    >>> f = torch.randn(16, 4)
+    >>> float(coral_loss(f, f))
+    0.0
+    """
+    d = features_source.shape[1]
+    diff = _covariance(features_source) - _covariance(features_target)
+    return diff.pow(2).sum() / (4.0 * d * d)
+
+
+def _sq_distances(a, b):
+    d = (a * a).sum(1, keepdim=True) + (b * b).sum(1).unsqueeze(0) - 2.0 * a @ b.T
+    return d.clamp_min(0.0)
+
+
+def mmd_loss(features_source, features_target, kernel_mul=2.0, n_kernels=5):
+    """Multi-kernel maximum mean discrepancy (biased estimate, squared).
+
+    A sum of ``n_kernels`` Gaussian kernels with bandwidths
+    ``base * kernel_mul**k`` centred on the mean pairwise squared distance of
+    the pooled batch (``base``, not differentiated). The biased estimate is the
+    squared RKHS distance of the mean embeddings, so it is non-negative and zero
+    for identical batches.
+
+    Parameters
+    ----------
+    features_source, features_target : tensor of shape (n, d)
+    kernel_mul : float, default=2.0
+    n_kernels : int, default=5
+    """
+    pooled = torch.cat([features_source, features_target])
+    dist = _sq_distances(pooled, pooled)
+    n = pooled.shape[0]
+    base = dist.detach().sum() / max(n * n - n, 1)
+    base = base.clamp_min(1e-12) / (kernel_mul ** (n_kernels // 2))
+    kernel = sum(torch.exp(-dist / (base * kernel_mul**k)) for k in range(n_kernels))
+    n_s = features_source.shape[0]
+    k_ss = kernel[:n_s, :n_s].mean()
+    k_tt = kernel[n_s:, n_s:].mean()
+    k_st = kernel[:n_s, n_s:].mean()
+    return (k_ss + k_tt - 2.0 * k_st).clamp_min(0.0)
+
+
+class _StableSVD(torch.autograd.Function):
+    """Thin SVD of an (m, n) matrix, m >= n, with a regularised backward.
+
+    The textbook SVD gradient (Townsend, 2016) divides by ``s_j^2 - s_i^2`` and
+    by ``s_i``; repeated or zero singular values (identical batches, dead
+    units) make it infinite. Both divisions are replaced by their Tikhonov
+    forms ``x / (x^2 + eps)``, which agree with the exact gradient wherever
+    it is well conditioned and stay finite elsewhere.
+    """
+
+    @staticmethod
+    def forward(ctx, a):
+        u, s, vh = torch.linalg.svd(a, full_matrices=False)
+        ctx.save_for_backward(u, s, vh)
+        return u, s, vh
+
+    @staticmethod
+    def backward(ctx, g_u, g_s, g_vh):
+        u, s, vh = ctx.saved_tensors
+        v = vh.T
+        g_u = torch.zeros_like(u) if g_u is None else g_u
+        g_s = torch.zeros_like(s) if g_s is None else g_s
+        g_v = torch.zeros_like(v) if g_vh is None else g_vh.T
+        s2 = s * s
+        eps = (1e-6 * s2.max()).pow(2) + 1e-30
+        diff = s2.unsqueeze(0) - s2.unsqueeze(1)  # s_j^2 - s_i^2
+        f = diff / (diff * diff + eps)
+        s_inv = s / (s2 + eps**0.5)
+        j = f * (u.T @ g_u - g_u.T @ u)
+        k = f * (v.T @ g_v - g_v.T @ v)
+        inner = j * s.unsqueeze(0) + torch.diag(g_s) + s.unsqueeze(1) * k
+        grad = u @ inner @ vh
+        grad = grad + ((g_u - u @ (u.T @ g_u)) * s_inv.unsqueeze(0)) @ vh
+        grad = grad + u @ (s_inv.unsqueeze(1) * (g_v.T - (g_v.T @ v) @ vh))
+        return grad
+
+
+def stable_svd(a):
+    """Thin SVD ``a = u @ diag(s) @ vh`` with a gradient that stays finite."""
+    if a.shape[0] >= a.shape[1]:
+        return _StableSVD.apply(a)
+    u, s, vh = _StableSVD.apply(a.T)
+    return vh.T, s, u.T
+
+
+def _subspace(f, k):
+    """Orthonormal basis (d, k) of the top-k left singular directions of f.T."""
+    u, _, _ = stable_svd(f.T)
+    return u[:, :k]
+
+
+def rsd_loss(features_source, features_target, base_weight=0.01, eps=1e-6):
+    """Representation Subspace Distance (Chen et al., ICML 2021).
+
+    The principal angles ``theta_i`` between the subspaces spanned by the
+    source and target feature batches give ``sum_i sin(theta_i)``; a base
+    term ``base_weight * ||abs(P_s) - abs(P_t)||_F`` penalises mismatched
+    principal vectors (``P_s``, ``P_t`` from the SVD of ``U_s^T U_t``).
+    Subspaces keep ``k = min(n_s, n_t, d // 2)`` directions so that the
+    distance stays informative when the batch is wider than the features
+    (the original uses ``k = n`` with ``d >> n``). ``sin`` is computed as
+    ``sqrt(max(1 - cos^2, eps))`` so the gradient stays finite when the
+    subspaces coincide.
+
+    Non-negative; near zero for identical batches.
+    """
+    d = features_source.shape[1]
+    k = max(1, min(features_source.shape[0], features_target.shape[0], d // 2 or 1))
+    u_s = _subspace(features_source, k)
+    u_t = _subspace(features_target, k)
+    p_s, cos, p_t_h = stable_svd(u_s.T @ u_t)
+    sin = torch.sqrt((1.0 - cos.pow(2)).clamp_min(eps))
+    sin = sin - eps**0.5  # exactly 0 for coinciding subspaces
+    base = (p_s.abs() - p_t_h.T.abs()).pow(2).sum().clamp_min(eps).sqrt()
+    return sin.sum() + base_weight * (base - eps**0.5)
+
+
+def daregram_loss(
+    features_source,
+    features_target,
+    threshold=0.9,
+    angle_weight=0.05,
+    scale_weight=0.001,
+):
+    """DARE-GRAM: align the inverse Gram matrices of source and target features.
+
+    With ``A = [1, F]`` (a bias column added) and Gram matrices ``G = A^T A / n``
+    (divided by the batch size so unequal source/target batches compare), the
+    loss is ``angle_weight * mean(1 - cos(G_s^+, G_t^+))`` over columns of the
+    pseudo-inverses plus ``scale_weight * ||lambda_s[:k] - lambda_t[:k]|| / k``
+    over the leading eigenvalues, where ``k`` keeps ``threshold`` of the
+    spectrum (both as in Nejjar et al.; pseudo-inverses are truncated at
+    ``k``).
+    """
+    ones_s = features_source.new_ones(features_source.shape[0], 1)
+    ones_t = features_target.new_ones(features_target.shape[0], 1)
+    a = torch.cat([ones_s, features_source], 1)
+    b = torch.cat([ones_t, features_target], 1)
+    gram_a = a.T @ a / a.shape[0]
+    gram_b = b.T @ b / b.shape[0]
+    lam_a = torch.linalg.svdvals(gram_a)
+    lam_b = torch.linalg.svdvals(gram_b)
+
+    def cut(lam):
+        ratio = torch.cumsum(lam.detach(), 0) / lam.detach().sum().clamp_min(1e-12)
+        t = max(float(ratio[1]), threshold) if lam.numel() > 1 else threshold
+        idx = torch.nonzero(ratio <= t + 1e-6)
+        return int(idx[-1]) if idx.numel() else 0
+
+    k = max(cut(lam_a), cut(lam_b), 1)
+    k = min(k, lam_a.numel() - 1)
+    # keep eigenvalues 0..k: the cut sits just below lambda_k, not on it
+    rtol_a = (0.999 * lam_a[k] / lam_a[0].clamp_min(1e-12)).detach()
+    rtol_b = (0.999 * lam_b[k] / lam_b[0].clamp_min(1e-12)).detach()
+    pinv_a = torch.linalg.pinv(gram_a, rtol=rtol_a, hermitian=True)
+    pinv_b = torch.linalg.pinv(gram_b, rtol=rtol_b, hermitian=True)
+    cos = F.cosine_similarity(pinv_a, pinv_b, dim=0, eps=1e-6)
+    angle = (1.0 - cos).abs().mean()
+    scale = torch.linalg.vector_norm(lam_a[:k] - lam_b[:k]) / k
+    return angle_weight * angle + scale_weight * scale
+
+
+class _GradientReversal(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, coeff):
+        ctx.coeff = coeff
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -ctx.coeff * grad, None
+
+
+def grad_reverse(x, coeff=1.0):
+    """Identity forward; multiplies the gradient by ``-coeff`` backward."""
+    return _GradientReversal.apply(x, coeff)
+
+
+class DomainDiscriminator(nn.Module):
+    """Source-vs-target classifier on features, ending in ONE logit.
+
+    A single logit trained with binary cross-entropy has a gradient; a softmax
+    over one output (skada's default) is constant and has none.
+
+    Parameters
+    ----------
+    in_features : int
+    hidden_size : int, default=64
+    """
+
+    def __init__(self, in_features, hidden_size=64):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(in_features, hidden_size),
+            nn.ReLU(),
+            nn.Linear(hidden_size, hidden_size),
+            nn.ReLU(),
+            nn.Linear(hidden_size, 1),
+        )
+
+    def forward(self, x):
+        return self.net(x).squeeze(-1)
+
+
+def dann_loss(features_source, features_target, discriminator):
+    """Domain-adversarial loss through a gradient reversal layer.
+
+    The discriminator learns to tell source (label 1) from target (label 0);
+    the reversed gradient pushes the features to make that impossible. Each
+    domain's cross-entropy is averaged separately so unequal batches weigh
+    the same. Non-negative.
+    """
+    f = grad_reverse(torch.cat([features_source, features_target]))
+    logits = discriminator(f)
+    n_s = features_source.shape[0]
+    loss_s = F.binary_cross_entropy_with_logits(
+        logits[:n_s], torch.ones_like(logits[:n_s])
+    )
+    loss_t = F.binary_cross_entropy_with_logits(
+        logits[n_s:], torch.zeros_like(logits[n_s:])
+    )
+    return 0.5 * (loss_s + loss_t)
+
+
+DIVERGENCES = {
+    "coral": coral_loss,
+    "mmd": mmd_loss,
+    "rsd": rsd_loss,
+    "daregram": daregram_loss,
+}
