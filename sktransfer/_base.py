@@ -8,7 +8,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import (
@@ -81,6 +81,19 @@ def _feature_stats(X, weight=None):
     std = np.asarray(std, dtype=np.float64)
     std[~(std > 1e-12)] = 1.0
     return np.asarray(mean, dtype=np.float32), std.astype(np.float32)
+
+
+def _unfrozen(backbone):
+    """The estimator inside a ``sklearn.frozen.FrozenEstimator``, else itself."""
+    inner = getattr(backbone, "estimator", None)
+    if type(backbone).__name__ == "FrozenEstimator" and inner is not None:
+        return inner
+    return backbone
+
+
+def _is_fitted_source(backbone):
+    est = _unfrozen(backbone)
+    return isinstance(est, BaseTransferEstimator) and est.__sklearn_is_fitted__()
 
 
 class BaseTransferEstimator(RegressorMixin, BaseEstimator):
@@ -174,7 +187,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
                 "Set backbone_params=None."
             )
         if isinstance(self.backbone, BaseEstimator) and not isinstance(
-            self.backbone, BaseTransferEstimator
+            _unfrozen(self.backbone), BaseTransferEstimator
         ):
             raise TypeError(
                 "backbone must be a registry name, a torch.nn.Module or a fitted "
@@ -246,7 +259,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------- assembly
     def _source_estimator(self):
-        est = self.backbone
+        est = _unfrozen(self.backbone)
         if not isinstance(est, BaseTransferEstimator):
             return None
         try:
@@ -376,8 +389,33 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
     def _after_training(self, network, data, masks):
         """Hook run on the trained network before it is published."""
 
+    # ---------------------------------------------------------------- clone
+    def __sklearn_clone__(self):
+        """Clone as scikit-learn does, but share a fitted backbone estimator.
+
+        A fitted estimator passed as ``backbone`` is pretrained weights, read
+        and never changed by ``fit``; cloning it would drop what it learned, so
+        ``GridSearchCV`` and ``cross_val_score`` could not transfer from it.
+        """
+        params = self.get_params(deep=False)
+        backbone = params.pop("backbone")
+        if not _is_fitted_source(backbone):
+            backbone = clone(backbone, safe=False)
+        params = {k: clone(v, safe=False) for k, v in params.items()}
+        return type(self)(backbone, **params)
+
     # ------------------------------------------------------------------ fit
-    def _fit(self, X, y, *, sample_weight=None, sample_domain=None, adapt=False):
+    def _fit(self, *args, **kwargs):
+        """Fit; on any error the estimator is left exactly as it was."""
+        saved = dict(self.__dict__)
+        try:
+            return self._fit_impl(*args, **kwargs)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
+
+    def _fit_impl(self, X, y, *, sample_weight=None, sample_domain=None, adapt=False):
         self._check_extra_params()
         X, y = self._validate_fit_data(X, y, allow_missing_y=adapt)
         y_1d = y.ndim == 1

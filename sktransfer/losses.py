@@ -169,7 +169,8 @@ def daregram_loss(
     pseudo-inverses plus ``scale_weight * ||lambda_s[:k] - lambda_t[:k]|| / k``
     over the leading eigenvalues, where ``k`` keeps ``threshold`` of the
     spectrum (both as in Nejjar et al.; pseudo-inverses are truncated at
-    ``k``).
+    ``k``, and ``k`` never exceeds the numerical rank of either Gram matrix,
+    so small target batches stay stable).
     """
     ones_s = features_source.new_ones(features_source.shape[0], 1)
     ones_t = features_target.new_ones(features_target.shape[0], 1)
@@ -180,22 +181,27 @@ def daregram_loss(
     lam_a = torch.linalg.svdvals(gram_a)
     lam_b = torch.linalg.svdvals(gram_b)
 
-    def cut(lam):
-        ratio = torch.cumsum(lam.detach(), 0) / lam.detach().sum().clamp_min(1e-12)
+    def n_keep(lam):
+        """Leading eigenvalues holding ``threshold`` of the spectrum, capped
+        at the numerical rank (noise eigenvalues would make G^+ explode)."""
+        lam = lam.detach()
+        ratio = torch.cumsum(lam, 0) / lam.sum().clamp_min(1e-12)
         t = max(float(ratio[1]), threshold) if lam.numel() > 1 else threshold
-        idx = torch.nonzero(ratio <= t + 1e-6)
-        return int(idx[-1]) if idx.numel() else 0
+        keep = int((ratio <= t + 1e-6).sum())
+        rank = int((lam > 1e-5 * lam[0]).sum())
+        return keep, max(rank, 1)
 
-    k = max(cut(lam_a), cut(lam_b), 1)
-    k = min(k, lam_a.numel() - 1)
-    # keep eigenvalues 0..k: the cut sits just below lambda_k, not on it
-    rtol_a = (0.999 * lam_a[k] / lam_a[0].clamp_min(1e-12)).detach()
-    rtol_b = (0.999 * lam_b[k] / lam_b[0].clamp_min(1e-12)).detach()
+    keep_a, rank_a = n_keep(lam_a)
+    keep_b, rank_b = n_keep(lam_b)
+    keep = max(1, min(max(keep_a, keep_b), rank_a, rank_b))
+    # keep eigenvalues 0..keep-1: the cut sits just below the last one kept
+    rtol_a = (0.999 * lam_a[keep - 1] / lam_a[0].clamp_min(1e-12)).detach()
+    rtol_b = (0.999 * lam_b[keep - 1] / lam_b[0].clamp_min(1e-12)).detach()
     pinv_a = torch.linalg.pinv(gram_a, rtol=rtol_a, hermitian=True)
     pinv_b = torch.linalg.pinv(gram_b, rtol=rtol_b, hermitian=True)
     cos = F.cosine_similarity(pinv_a, pinv_b, dim=0, eps=1e-6)
     angle = (1.0 - cos).abs().mean()
-    scale = torch.linalg.vector_norm(lam_a[:k] - lam_b[:k]) / k
+    scale = torch.linalg.vector_norm(lam_a[:keep] - lam_b[:keep]) / keep
     return angle_weight * angle + scale_weight * scale
 
 

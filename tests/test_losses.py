@@ -1,0 +1,143 @@
+"""Property tests for the divergences and the adversarial loss."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sktransfer.losses import (
+    DIVERGENCES,
+    DomainDiscriminator,
+    dann_loss,
+    grad_reverse,
+    stable_svd,
+)
+
+NAMES = sorted(DIVERGENCES)
+
+batches = st.tuples(
+    st.integers(3, 24),  # n_source
+    st.integers(3, 24),  # n_target
+    st.integers(1, 12),  # d
+    st.integers(0, 2**31 - 1),  # seed
+    st.floats(0.0, 3.0),  # shift
+)
+
+
+def _features(n_s, n_t, d, seed, shift):
+    gen = torch.Generator().manual_seed(seed)
+    fs = torch.randn(n_s, d, generator=gen)
+    ft = torch.randn(n_t, d, generator=gen) * (1 + shift) + shift
+    return fs, ft
+
+
+@pytest.mark.parametrize("name", NAMES)
+@settings(max_examples=40, deadline=None)
+@given(batches)
+def test_non_negative_finite_gradients(name, batch):
+    fs, ft = _features(*batch)
+    fs.requires_grad_(True)
+    ft.requires_grad_(True)
+    loss = DIVERGENCES[name](fs, ft)
+    assert loss.dim() == 0
+    assert float(loss.detach()) >= -1e-6
+    loss.backward()
+    assert torch.isfinite(fs.grad).all()
+    assert torch.isfinite(ft.grad).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+@settings(max_examples=30, deadline=None)
+@given(batches)
+def test_near_zero_for_identical_batches(name, batch):
+    n_s, _, d, seed, _ = batch
+    fs, _ = _features(n_s, n_s, d, seed, 0.0)
+    fs.requires_grad_(True)
+    loss = DIVERGENCES[name](fs, fs.detach().clone())
+    assert abs(float(loss)) < 2e-3
+    loss.backward()
+    assert torch.isfinite(fs.grad).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+@settings(max_examples=30, deadline=None)
+@given(batches, st.randoms(use_true_random=False))
+def test_row_order_invariance(name, batch, rnd):
+    fs, ft = _features(*batch)
+    ps = list(range(len(fs)))
+    pt = list(range(len(ft)))
+    rnd.shuffle(ps)
+    rnd.shuffle(pt)
+    a = DIVERGENCES[name](fs, ft)
+    b = DIVERGENCES[name](fs[ps], ft[pt])
+    assert float(a) == pytest.approx(float(b), rel=1e-3, abs=1e-4)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_shift_increases_divergence(name):
+    """Each divergence notices a real difference between the batches."""
+    fs, _ = _features(64, 64, 8, 0, 0.0)
+    same = DIVERGENCES[name](fs[:32], fs[32:])
+    gen = torch.Generator().manual_seed(1)
+    mix = torch.randn(8, 8, generator=gen)
+    shifted = DIVERGENCES[name](fs[:32], fs[32:] @ mix * 3 + 2)
+    assert float(shifted) > float(same)
+
+
+def test_dann_discriminator_has_gradient_and_features_get_reversed():
+    torch.manual_seed(0)
+    disc = DomainDiscriminator(4, hidden_size=8)
+    fs = torch.randn(16, 4, requires_grad=True)
+    ft = (torch.randn(16, 4) + 2).requires_grad_(True)
+    loss = dann_loss(fs, ft, disc)
+    assert float(loss) >= 0
+    loss.backward()
+    grads = [p.grad for p in disc.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert sum(float(g.abs().sum()) for g in grads) > 0
+    # the features' gradient is the negative of the plain (non-reversed) one
+    fs2 = fs.detach().clone().requires_grad_(True)
+    logits = disc(torch.cat([fs2, ft.detach()]))
+    plain = 0.5 * torch.nn.functional.binary_cross_entropy_with_logits(
+        logits[:16], torch.ones(16)
+    ) + 0.5 * torch.nn.functional.binary_cross_entropy_with_logits(
+        logits[16:], torch.zeros(16)
+    )
+    plain.backward()
+    assert torch.allclose(fs.grad, -fs2.grad, atol=1e-6)
+    assert float(fs.grad.abs().sum()) > 0
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.floats(0.0, 5.0), st.integers(1, 8))
+def test_grad_reverse(coeff, n):
+    x = torch.randn(n, 3, requires_grad=True)
+    y = grad_reverse(x, coeff)
+    assert torch.equal(y, x)
+    y.sum().backward()
+    assert torch.allclose(x.grad, torch.full_like(x, -coeff))
+
+
+@pytest.mark.parametrize("shape", [(7, 4), (4, 7), (5, 5)])
+def test_stable_svd_matches_torch_where_well_conditioned(shape):
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(*shape, generator=gen, dtype=torch.float64, requires_grad=True)
+    weights = torch.randn(min(shape), generator=gen, dtype=torch.float64)
+
+    def objective(svd):
+        u, s, vh = svd(a)
+        return (u[:, 0].abs() * 2).sum() + (s * weights).sum() + vh[0].abs().sum()
+
+    ours = torch.autograd.grad(objective(stable_svd), a)[0]
+    ref = torch.autograd.grad(
+        objective(lambda m: torch.linalg.svd(m, full_matrices=False)), a
+    )[0]
+    np.testing.assert_allclose(ours.numpy(), ref.numpy(), atol=1e-4)
+
+
+def test_stable_svd_finite_on_repeated_singular_values():
+    a = torch.eye(4, dtype=torch.float64).requires_grad_(True)
+    u, s, vh = stable_svd(a)
+    (u.abs().sum() + vh.abs().sum() + s.sum()).backward()
+    assert torch.isfinite(a.grad).all()

@@ -1,0 +1,188 @@
+"""TransferRegressor inside scikit-learn's tools: pipelines, searches, ensembles."""
+
+import pickle
+import warnings
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.compose import TransformedTargetRegressor
+from sklearn.ensemble import StackingRegressor, VotingRegressor
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import Ridge
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from sktransfer import TransferRegressor
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """One torch thread per xdist worker: avoids oversubscribing two cores."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _small(**kwargs):
+    params = dict(
+        backbone_params={"hidden_sizes": (16,)},
+        max_epochs=15,
+        lr=1e-2,
+        batch_size=32,
+        random_state=0,
+    )
+    params.update(kwargs)
+    return TransferRegressor(**params)
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(120, 5)) * [1, 10, 100, 0.1, 1] + [0, 5, -50, 0, 1]
+    coef = np.array([1.0, 0.1, 0.01, 10.0, -1.0])
+    y = X @ coef + 0.05 * rng.normal(size=120)
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    X, y = data
+    return _small().fit(X, y)
+
+
+def test_pipeline(data):
+    X, y = data
+    pipe = Pipeline([("scale", StandardScaler()), ("reg", _small())]).fit(X, y)
+    pred = pipe.predict(X)
+    assert pred.shape == (120,)
+    assert pipe.score(X, y) > 0.8
+    assert pipe.named_steps["reg"].n_features_in_ == 5
+
+
+def test_grid_search_parallel(data):
+    X, y = data
+    search = GridSearchCV(
+        _small(max_epochs=5),
+        {"lr": [1e-4, 3e-2]},
+        cv=2,
+        n_jobs=2,
+        error_score="raise",
+    ).fit(X, y)
+    assert search.best_params_ == {"lr": 3e-2}
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    assert search.best_estimator_.predict(X).shape == (120,)
+
+
+def test_cross_val_score(data):
+    X, y = data
+    scores = cross_val_score(_small(), X, y, cv=3, error_score="raise")
+    assert scores.shape == (3,)
+    assert np.all(scores > 0.5)
+
+
+def test_voting_regressor(data):
+    X, y = data
+    a = _small(random_state=1)
+    b = _small(backbone="linear", backbone_params=None, random_state=2)
+    vote = VotingRegressor([("a", a), ("b", b)]).fit(X, y)
+    pred = vote.predict(X)
+    expected = np.mean([e.predict(X) for e in vote.estimators_], axis=0)
+    np.testing.assert_allclose(pred, expected, rtol=1e-6)
+    assert vote.score(X, y) > 0.5
+
+
+def test_stacking_regressor(data):
+    X, y = data
+    stack = StackingRegressor(
+        [("a", _small(random_state=1)), ("b", _small(random_state=2))],
+        final_estimator=Ridge(),
+        cv=2,
+    ).fit(X, y)
+    assert stack.predict(X).shape == (120,)
+    assert stack.score(X, y) > 0.5
+
+
+def test_transformed_target_regressor(data):
+    X, y = data
+    y_pos = np.exp(y / np.abs(y).max())  # positive targets
+    ttr = TransformedTargetRegressor(
+        regressor=_small(), func=np.log1p, inverse_func=np.expm1
+    ).fit(X, y_pos)
+    pred = ttr.predict(X)
+    assert pred.shape == (120,)
+    assert np.all(pred > -1)
+    assert ttr.score(X, y_pos) > 0.5
+
+
+def test_clone(data, fitted):
+    X, _ = data
+    unfitted = _small(lr=0.02)
+    c = clone(unfitted)
+    assert c is not unfitted
+    assert c.get_params() == unfitted.get_params()
+
+    c = clone(fitted)
+    assert not hasattr(c, "net_")
+    with pytest.raises(NotFittedError):
+        c.predict(X)
+    assert c.get_params() == fitted.get_params()
+    # cloning a fitted estimator leaves it fitted
+    assert hasattr(fitted, "net_")
+
+
+def test_clone_keeps_pretrained_backbone(data, fitted):
+    """A fitted estimator used as ``backbone`` must survive ``clone``, which every
+    scikit-learn meta-estimator (GridSearchCV, cross_val_score, ...) applies."""
+    X, y = data
+    target = TransferRegressor(fitted, max_epochs=2, random_state=0)
+    c = clone(target)
+    c.fit(X, y)  # fails if clone handed over an unfitted copy of the source
+    assert c.predict(X).shape == (120,)
+
+
+def test_cross_val_score_with_pretrained_backbone(data, fitted):
+    X, y = data
+    scores = cross_val_score(
+        TransferRegressor(fitted, max_epochs=2, random_state=0),
+        X,
+        y,
+        cv=2,
+        error_score="raise",
+    )
+    assert np.all(np.isfinite(scores))
+
+
+def test_pickle_and_joblib_round_trip(tmp_path, data, fitted):
+    X, _ = data
+    pred = fitted.predict(X)
+    restored = pickle.loads(pickle.dumps(fitted))
+    assert np.array_equal(restored.predict(X), pred)
+
+    path = tmp_path / "model.joblib"
+    joblib.dump(fitted, path)
+    loaded = joblib.load(path)
+    assert np.array_equal(loaded.predict(X), pred)
+    assert loaded.get_params() == fitted.get_params()
+
+
+def test_dataframe_feature_names(data):
+    X, y = data
+    columns = [f"sensor_{i}" for i in range(X.shape[1])]
+    df = pd.DataFrame(X, columns=columns)
+    est = _small(max_epochs=3).fit(df, pd.Series(y))
+    assert list(est.feature_names_in_) == columns
+    pred_df = est.predict(df)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est.predict(df)  # no warning with matching names
+    with pytest.warns(UserWarning, match="feature names"):
+        pred_np = est.predict(X)
+    np.testing.assert_allclose(pred_np, pred_df)
+    with pytest.raises(ValueError, match="feature names"):
+        est.predict(df[columns[::-1]])
