@@ -464,9 +464,16 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
             y_std[~masks.labelled] = 0.0
 
             weight = None
-            if sw is not None or not masks.labelled.all():
+            labelled_target = masks.target & masks.labelled
+            if sw is not None or not masks.labelled.all() or labelled_target.any():
                 w = np.ones(len(y2)) if sw is None else sw.copy()
                 w[~masks.labelled] = 0.0
+                if labelled_target.any() and (w[~masks.target] > 0).any():
+                    # semi-supervised: the few labelled target rows weigh as
+                    # much in total as all source rows (as in "S+T" training)
+                    w[labelled_target] *= (
+                        w[~masks.target].sum() / w[labelled_target].sum()
+                    )
                 w /= w[masks.labelled].mean()
                 weight = torch.from_numpy(w.astype(np.float32)).to(device)
 

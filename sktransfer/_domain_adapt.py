@@ -17,11 +17,11 @@ METHODS = ("source_only", "adabn", "dann", "coral", "mmd", "rsd", "daregram")
 #: Adaptation-loss weights used by ``da_weight="auto"``: conservative values
 #: on the scale of each loss ("do no harm" first; see docs/benchmarks.md).
 DEFAULT_DA_WEIGHTS = {
-    "dann": 0.1,
-    "coral": 1.0,
+    "dann": 0.3,
+    "coral": 10.0,
     "mmd": 0.1,
-    "rsd": 0.01,
-    "daregram": 1.0,
+    "rsd": 0.1,
+    "daregram": 10.0,
 }
 
 

@@ -28,16 +28,6 @@ SMALL = dict(
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Two xdist workers on two cores: one torch thread each avoids
-    oversubscription (it makes these small fits many times slower)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def shift_data():
     return make_domain_shift(300, 80, random_state=0)
