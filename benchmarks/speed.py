@@ -9,7 +9,7 @@ Peak memory is measured in fresh subprocesses (peak RSS).
 Cases
 -----
 - fit, MLP 32-128-128-1 on 20 000 rows, batch 128, 5 epochs, ``finetune="full"``.
-- fit, ``cnn1d`` on 20 000 rows of shape (4, 64), batch 128, 5 epochs.
+- fit, ``cnn1d`` on 8 000 rows of shape (4, 64), batch 128, 5 epochs.
 - fit, ``DomainAdaptRegressor`` (coral, dann) against a plain loop computing
   the same losses on the same balanced source/target batches.
 - single-row ``predict`` latency against calling the module.
@@ -132,7 +132,7 @@ def bench_fit(repeats, device, quick):
     n = 4000 if quick else N
     rows = []
     X, y = make_data(n)
-    Xs, ys = make_data(n, SEQ)
+    Xs, ys = make_data(n * 2 // 5, SEQ)
     mlp = {"hidden_sizes": (128, 128)}
     cnn = {"channels": (16, 32), "kernel_size": 5}
     cases = [
@@ -146,7 +146,7 @@ def bench_fit(repeats, device, quick):
             None,
         ),
         (
-            "fit cnn1d (4x64)",
+            "fit cnn1d (4x64), 8k rows",
             lambda: ours("cnn1d", device, backbone_params=cnn, input_shape=SEQ).fit(
                 Xs, ys
             ),
@@ -163,7 +163,9 @@ def bench_fit(repeats, device, quick):
         t_base, t_ours = [], []
         for _ in range(repeats):
             module = _fresh_module(template)
-            t_base.append(timed(lambda m=module: plain_fit(m, Xc, yc, device)))
+            t_base.append(
+                timed(lambda m=module, a=Xc, b=yc: plain_fit(m, a, b, device))
+            )
             t_ours.append(timed(run_ours))
         rows.append(_row(name, t_base, t_ours, "s", target="<= 1.15"))
     # domain adaptation
@@ -193,12 +195,14 @@ def bench_fit(repeats, device, quick):
             net = _fresh_module(template)
             t_base.append(
                 timed(
-                    lambda m=net: plain_da_fit(
-                        m, Xd, yd, target, method, device, weight
+                    lambda m=net, meth=method, w=weight: plain_da_fit(
+                        m, Xd, yd, target, meth, device, w
                     )
                 )
             )
-            t_ours.append(timed(lambda: DomainAdaptRegressor(**est_kw).fit(Xd, yd)))
+            t_ours.append(
+                timed(lambda kw=est_kw: DomainAdaptRegressor(**kw).fit(Xd, yd))
+            )
         rows.append(_row(f"fit DA {method}", t_base, t_ours, "s", target="<= 1.25"))
     return rows
 
@@ -277,23 +281,44 @@ def _row(name, base, ours_, unit, target, higher_is_better=False):
 
 
 # ------------------------------------------------------------------ memory
+MEM_N = 200_000
+
+
 def memory_child(kind, device):
-    X, y = make_data(N)
+    X, y = make_data(MEM_N)
     if kind == "plain":
         template = ours("mlp", device, backbone_params={"hidden_sizes": (128, 128)})
         template.set_params(max_epochs=1).fit(X[:64], y[:64])
         module = _fresh_module(template)
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        plain_fit(module, X, y, device, epochs=2)
+        base = _reset_peak_rss()
+        plain_fit(module, X, y, device, epochs=1)
     else:
         template = ours("mlp", device, backbone_params={"hidden_sizes": (128, 128)})
         template.set_params(max_epochs=1).fit(X[:64], y[:64])
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        base = _reset_peak_rss()
         ours("mlp", device, backbone_params={"hidden_sizes": (128, 128)}).set_params(
-            max_epochs=2
+            max_epochs=1
         ).fit(X, y)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = _status_kb("VmHWM")
     print(json.dumps({"base_kb": base, "peak_kb": peak}))
+
+
+def _status_kb(field):
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _reset_peak_rss():
+    """Reset the peak-RSS mark (Linux) and return the current RSS in kB."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
+    return _status_kb("VmRSS")
 
 
 def bench_memory(device):
@@ -306,10 +331,10 @@ def bench_memory(device):
             check=True,
         )
         out[kind] = json.loads(res.stdout.strip().splitlines()[-1])
-    one_copy_mb = (N * D + N) * 4 / 2**20
+    one_copy_mb = (MEM_N * D + MEM_N) * 4 / 2**20
     grow = {k: (v["peak_kb"] - v["base_kb"]) / 1024 for k, v in out.items()}
     return {
-        "case": "peak RSS growth during fit (MB)",
+        "case": f"peak RSS growth during fit, {MEM_N} x {D} float64 input (MB)",
         "baseline": grow["plain"],
         "ours": grow["ours"],
         "unit": "MB",

@@ -9,6 +9,7 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin, clone
+from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import (
@@ -34,6 +35,7 @@ _OPTIMIZERS = {
     "sgd": torch.optim.SGD,
 }
 _PREDICT_CHUNK = 8192
+_SMALL_BATCH = 64
 _FAST_PATH_MAX_SIZE = 1 << 16
 
 
@@ -69,18 +71,26 @@ def _silent(*args, **kwargs):
     """A callback sink that discards messages (verbose=0)."""
 
 
-def _feature_stats(X, weight=None):
-    """Per-feature (weighted) mean and standard deviation; constant -> scale 1."""
-    if weight is None:
-        mean = X.mean(axis=0, dtype=np.float64)
-        std = X.std(axis=0, dtype=np.float64)
-    else:
-        w = weight / weight.sum()
-        mean = np.tensordot(w, X, axes=1)
-        std = np.sqrt(np.tensordot(w, (X - mean) ** 2, axes=1))
-    std = np.asarray(std, dtype=np.float64)
+def _feature_stats(X, weight=None, chunk=8192):
+    """Per-feature (weighted) mean and standard deviation; constant -> scale 1.
+
+    Two passes over row chunks in float64: no temporary the size of ``X``.
+    """
+    n = X.shape[0]
+    w = np.ones(n) if weight is None else np.asarray(weight, dtype=np.float64)
+    total = w.sum()
+    acc = np.zeros(X.shape[1:], dtype=np.float64)
+    for start in range(0, n, chunk):
+        block = X[start : start + chunk].astype(np.float64)
+        acc += np.tensordot(w[start : start + chunk], block, axes=1)
+    mean = acc / total
+    acc = np.zeros_like(mean)
+    for start in range(0, n, chunk):
+        block = X[start : start + chunk].astype(np.float64) - mean
+        acc += np.tensordot(w[start : start + chunk], block * block, axes=1)
+    std = np.sqrt(acc / total)
     std[~(std > 1e-12)] = 1.0
-    return np.asarray(mean, dtype=np.float32), std.astype(np.float32)
+    return mean.astype(np.float32), std.astype(np.float32)
 
 
 def _unfrozen(backbone):
@@ -609,25 +619,39 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         return X
 
     def _forward(self, X):
-        """Network outputs in standardised target units, float32 (n, n_outputs)."""
+        """Network outputs in standardised target units, float32 (n, n_outputs).
+
+        Small inputs switch gradients off with ``torch.set_grad_enabled``: an
+        ``inference_mode`` context costs more to set up than a small network's
+        forward pass on one row. Larger inputs run in ``inference_mode``.
+        """
         module = self.net_.module_
         if module.training:
             module.eval()
-        device = self.device_
-        X = X.astype(np.float32, copy=False)
-        if not X.flags.writeable:
+        if X.dtype != np.float32:
+            X = X.astype(np.float32)
+        elif not X.flags.writeable:
             X = X.copy()  # torch.from_numpy needs a writable buffer
-        with torch.inference_mode():
-            if X.shape[0] <= _PREDICT_CHUNK:
-                out = module(torch.from_numpy(X).to(device))
-                return out.cpu().numpy()
-            parts = [
-                module(torch.from_numpy(X[i : i + _PREDICT_CHUNK]).to(device))
-                .cpu()
-                .numpy()
-                for i in range(0, X.shape[0], _PREDICT_CHUNK)
-            ]
-        return np.concatenate(parts)
+        on_cpu = self.device_ == "cpu"
+        if X.shape[0] > _SMALL_BATCH:
+            with torch.inference_mode():
+                return self._run_chunks(module, X, on_cpu)
+        grad_was_enabled = torch.is_grad_enabled()
+        torch.set_grad_enabled(False)
+        try:
+            return self._run_chunks(module, X, on_cpu)
+        finally:
+            torch.set_grad_enabled(grad_was_enabled)
+
+    def _run_chunks(self, module, X, on_cpu):
+        parts = []
+        for start in range(0, X.shape[0], _PREDICT_CHUNK):
+            xb = torch.from_numpy(X[start : start + _PREDICT_CHUNK])
+            if not on_cpu:
+                xb = xb.to(self.device_, non_blocking=True)
+            out = module(xb)
+            parts.append(out.numpy() if on_cpu else out.cpu().numpy())
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def predict(self, X):
         """Predict targets in their original units.
@@ -641,7 +665,11 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         y_pred : ndarray of shape (n_samples,) or (n_samples, n_outputs)
             1-D when the estimator was fitted on a 1-D ``y``.
         """
-        check_is_fitted(self, "net_")
+        if not hasattr(self, "net_"):
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet. Call "
+                "'fit' with appropriate arguments before using this estimator."
+            )
         X = self._validate_predict(X)
         out = self._forward(X) * self.y_scale_ + self.y_mean_
         return out.ravel() if self._y_1d else out

@@ -89,7 +89,6 @@ class TransferNet(NeuralNet):
         self.frozen_modules_ = []
         self.da_scale_ = 1.0
         self.loss_terms_ = None
-        self.loss_term_batches_ = 0
         return super().initialize()
 
     def initialize_optimizer(self, triggered_directly=None):
@@ -150,9 +149,7 @@ class TransferNet(NeuralNet):
             terms = terms or {"task_loss": task}
             terms["da_loss"] = da
         if terms is not None and self.loss_terms_ is not None:
+            # keep detached tensors; averaged once per epoch (no per-batch sync)
             for name, value in terms.items():
-                prev = self.loss_terms_.get(name)
-                value = value.detach()
-                self.loss_terms_[name] = value if prev is None else prev + value
-            self.loss_term_batches_ += 1
+                self.loss_terms_.setdefault(name, []).append(value.detach())
         return loss

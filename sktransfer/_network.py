@@ -7,25 +7,35 @@ from torch import nn
 class Standardize(nn.Module):
     """Fixed affine input scaling ``(x - mean) / scale`` held in buffers.
 
-    Buffers are empty (identity) until :meth:`set` is called, so the layer
-    adds no cost to a network whose inputs need no scaling.
+    Inactive (identity, no cost) until :meth:`set` is called. The scaling runs
+    as one fused ``addcmul``, which matters for single-row prediction.
     """
 
     def __init__(self):
         super().__init__()
         self.register_buffer("mean", torch.zeros(0))
         self.register_buffer("scale", torch.ones(0))
+        self.register_buffer("_shift", torch.zeros(0), persistent=False)
+        self.register_buffer("_inv", torch.ones(0), persistent=False)
+        self.active = False
 
     def set(self, mean, scale):
         device = self.mean.device
         self.mean = torch.as_tensor(mean, dtype=torch.float32, device=device).clone()
         self.scale = torch.as_tensor(scale, dtype=torch.float32, device=device).clone()
+        self._inv = 1.0 / self.scale
+        self._shift = -self.mean * self._inv
+        self.active = self.mean.numel() > 0
         return self
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self.set(self.mean, self.scale)
+
     def forward(self, x):
-        if self.mean.numel() == 0:
+        if not self.active:
             return x
-        return (x - self.mean) / self.scale
+        return torch.addcmul(self._shift, x, self._inv)
 
 
 class TransferNetwork(nn.Module):

@@ -6,6 +6,7 @@ fitted attributes, so the estimators never copy skorch's training loop.
 
 import math
 
+import torch
 from skorch.callbacks import Callback
 
 
@@ -86,15 +87,14 @@ class DAWeightSchedule(Callback):
 class LossTermRecorder(Callback):
     """Record each loss term's epoch mean in ``history`` (``train_<term>``).
 
-    The net accumulates detached per-batch sums in ``net.loss_terms_``; they are
-    read (one device synchronisation) once per epoch.
+    The net appends each batch's detached terms to ``net.loss_terms_``; they
+    are averaged and read (one device synchronisation) once per epoch.
     """
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         net.loss_terms_ = {}
-        net.loss_term_batches_ = 0
 
     def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
-        n = max(net.loss_term_batches_, 1)
-        for name, total in net.loss_terms_.items():
-            net.history.record(f"train_{name}", float(total) / n)
+        for name, values in net.loss_terms_.items():
+            net.history.record(f"train_{name}", float(torch.stack(values).mean()))
+        net.loss_terms_ = {}

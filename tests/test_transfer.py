@@ -637,3 +637,25 @@ def test_finetuning_beats_training_from_scratch():
         rmse_tuned = rmse(tuned)
         assert rmse_tuned <= 0.85 * rmse_scratch, (strategy, rmse_tuned, rmse_scratch)
         assert rmse_tuned <= 1.2 * rmse_source, (strategy, rmse_tuned, rmse_source)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sample_weight_equals_repeated_rows(seed):
+    """Integer weights = repeated rows, up to float32 rounding (one full
+    batch, so both fits see the same gradient each step)."""
+    rng = np.random.RandomState(seed)
+    X = rng.rand(15, 6)
+    y = rng.rand(15)
+    sw = rng.randint(0, 4, size=15)
+    kw = dict(
+        backbone_params={"hidden_sizes": (16,)},
+        batch_size=64,
+        lr=1e-2,
+        max_epochs=20,
+        random_state=0,
+    )
+    repeated = TransferRegressor(**kw).fit(X.repeat(sw, 0), y.repeat(sw))
+    weighted = TransferRegressor(**kw).fit(X, y, sample_weight=sw)
+    np.testing.assert_allclose(weighted.predict(X), repeated.predict(X), rtol=1e-5)
+    unweighted = TransferRegressor(**kw).fit(X, y)
+    assert not np.allclose(unweighted.predict(X), repeated.predict(X), rtol=1e-3)

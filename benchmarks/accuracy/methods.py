@@ -1,0 +1,397 @@
+"""The methods compared by the accuracy benchmark, on identical splits.
+
+Each method is a function ``fit_predict(ctx, X_lab, y_lab) -> y_pred`` on
+``ctx.task.X_test``. ``X_lab, y_lab`` are the labelled target rows of the
+regime (empty in the 0-label regime). Every neural method trains for the same
+number of epochs (``ctx.epochs``) and otherwise runs with its library's
+defaults; what a regression user *must* change in a peer to get a regression
+model at all is written next to it.
+
+Scaling: our estimators standardise inputs and targets inside (fitted on their
+training rows); HistGradientBoosting needs none; PLS mean-centres (fitted on
+its training rows); the peers get a ``StandardScaler`` on inputs and a
+standardised target, both fitted on their training rows.
+"""
+
+import os
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# POT (a skada dependency) imports TensorFlow when it is installed; skada's
+# deep methods do not need it, and the import costs seconds per process.
+os.environ.setdefault("POT_BACKEND_DISABLE_TENSORFLOW", "1")
+
+L2SP = 0.01  # the value the README shows for regularised transfer
+HIDDEN = (128, 128)  # the default "mlp" backbone; the peers' torch MLP copies it
+
+
+class NotApplicable(Exception):
+    """The method does not run in this regime / on this task."""
+
+
+@dataclass
+class Context:
+    task: object
+    seed: int
+    epochs: int
+    labelled: np.ndarray = None  # pool indices of the labelled target rows
+    cache: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    group: str  # "source-only", "target-only", "ours: transfer", "ours: DA", "peer"
+    regimes: str  # "all", "zero", "labelled"
+    fn: object
+    constant: bool = False  # fitted once per seed (source only), same in every regime
+    spectra_only: bool = False
+
+
+# ------------------------------------------------------------------ helpers
+def _rmse(pred, y):
+    return float(np.sqrt(np.mean((np.asarray(pred, dtype=float).ravel() - y) ** 2)))
+
+
+def _target_stack(ctx, X_lab, y_lab):
+    """Source rows + every target row; y NaN on unlabelled target rows."""
+    t = ctx.task
+    X_tgt = t.X_target_unlabelled
+    # the pool comes first in X_target_unlabelled: its labelled rows keep y
+    y_tgt = np.full(len(X_tgt), np.nan)
+    y_tgt[ctx.labelled] = t.y_pool[ctx.labelled]
+    X = np.vstack([t.X_source, X_tgt])
+    y = np.concatenate([t.y_source, y_tgt])
+    domain = np.concatenate([np.zeros(len(t.X_source), int), -np.ones(len(X_tgt), int)])
+    return X, y, domain
+
+
+def _cached(ctx, key, build):
+    if key not in ctx.cache:
+        ctx.cache[key] = build()
+    return ctx.cache[key]
+
+
+# --------------------------------------------------------------- sktransfer
+def _tr(**kw):
+    from sktransfer import TransferRegressor
+
+    return TransferRegressor(**kw)
+
+
+def _source_mlp(ctx):
+    t = ctx.task
+    return _cached(
+        ctx,
+        "source_mlp",
+        lambda: _tr(max_epochs=ctx.epochs, random_state=ctx.seed).fit(
+            t.X_source, t.y_source
+        ),
+    )
+
+
+def _source_linear(ctx):
+    t = ctx.task
+    return _cached(
+        ctx,
+        "source_linear",
+        lambda: _tr(
+            backbone="linear", max_epochs=ctx.epochs, random_state=ctx.seed
+        ).fit(t.X_source, t.y_source),
+    )
+
+
+def source_tr_mlp(ctx, X_lab, y_lab):
+    return _source_mlp(ctx).predict(ctx.task.X_test)
+
+
+def source_tr_linear(ctx, X_lab, y_lab):
+    return _source_linear(ctx).predict(ctx.task.X_test)
+
+
+def target_tr_mlp(ctx, X_lab, y_lab):
+    model = _tr(max_epochs=ctx.epochs, random_state=ctx.seed).fit(X_lab, y_lab)
+    return model.predict(ctx.task.X_test)
+
+
+def _finetune(strategy):
+    def fit_predict(ctx, X_lab, y_lab):
+        src = _source_mlp(ctx)
+        model = _tr(
+            backbone=src,
+            finetune=strategy,
+            max_epochs=ctx.epochs,
+            random_state=ctx.seed,
+        ).fit(X_lab, y_lab)
+        return model.predict(ctx.task.X_test)
+
+    fit_predict.__name__ = f"finetune_{strategy}"
+    return fit_predict
+
+
+def linear_l2sp(ctx, X_lab, y_lab):
+    src = _source_linear(ctx)
+    model = _tr(backbone=src, l2sp=L2SP, max_epochs=ctx.epochs, random_state=ctx.seed)
+    return model.fit(X_lab, y_lab).predict(ctx.task.X_test)
+
+
+def _da(method):
+    def fit_predict(ctx, X_lab, y_lab):
+        from sktransfer import DomainAdaptRegressor
+
+        X, y, domain = _target_stack(ctx, X_lab, y_lab)
+        model = DomainAdaptRegressor(
+            method=method, max_epochs=ctx.epochs, random_state=ctx.seed
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(X, y, sample_domain=domain)
+        return model.predict(ctx.task.X_test)
+
+    fit_predict.__name__ = f"da_{method}"
+    return fit_predict
+
+
+# --------------------------------------------------------- sklearn baselines
+def target_hgb(ctx, X_lab, y_lab):
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    model = HistGradientBoostingRegressor(random_state=ctx.seed).fit(X_lab, y_lab)
+    return model.predict(ctx.task.X_test)
+
+
+def _pls_cv(X, y, seed):
+    """PLSRegression (mean-centred, the chemometrics default) with
+    ``n_components`` in 1..10 chosen by 5-fold CV on the training rows."""
+    from sklearn.cross_decomposition import PLSRegression
+    from sklearn.model_selection import GridSearchCV, KFold
+
+    n_splits = min(5, len(y))
+    inner_train = len(y) - int(np.ceil(len(y) / n_splits))
+    max_nc = max(1, min(10, inner_train - 1, X.shape[1]))
+    search = GridSearchCV(
+        PLSRegression(scale=False),
+        {"n_components": list(range(1, max_nc + 1))},
+        cv=KFold(n_splits, shuffle=True, random_state=seed),
+        scoring="neg_root_mean_squared_error",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return search.fit(X, y).best_estimator_
+
+
+def source_pls(ctx, X_lab, y_lab):
+    t = ctx.task
+    model = _cached(
+        ctx, "source_pls", lambda: _pls_cv(t.X_source, t.y_source, ctx.seed)
+    )
+    return model.predict(t.X_test)
+
+
+def target_pls(ctx, X_lab, y_lab):
+    return _pls_cv(X_lab, y_lab, ctx.seed).predict(ctx.task.X_test)
+
+
+# ------------------------------------------------------------------- skada
+def _scaled_da_data(ctx):
+    """StandardScaler on source + unlabelled target inputs; y standardised
+    with the source statistics."""
+    from sklearn.preprocessing import StandardScaler
+
+    t = ctx.task
+    X_tgt = t.X_target_unlabelled
+    scaler = StandardScaler().fit(np.vstack([t.X_source, X_tgt]))
+    mu, sd = t.y_source.mean(), t.y_source.std()
+    return (
+        scaler.transform(t.X_source).astype(np.float32),
+        ((t.y_source - mu) / sd).astype(np.float32),
+        scaler.transform(X_tgt).astype(np.float32),
+        scaler.transform(t.X_test).astype(np.float32),
+        mu,
+        sd,
+    )
+
+
+def _skada(kind):
+    def fit_predict(ctx, X_lab, y_lab):
+        import torch
+        from skada.deep import DANN, DeepCoral
+        from torch import nn
+
+        Xs, ys, Xt, Xte, mu, sd = _scaled_da_data(ctx)
+
+        class MLP(nn.Module):
+            def __init__(self, n_in):
+                super().__init__()
+                layers, width = [], n_in
+                for h in HIDDEN:
+                    layers += [nn.Linear(width, h), nn.ReLU()]
+                    width = h
+                self.feature = nn.Sequential(*layers)
+                self.head = nn.Linear(width, 1)
+
+            def forward(self, x, sample_weight=None):
+                # skada wants a 1-D y; a (n, 1) output would broadcast
+                # against it in MSELoss, so the regression output is squeezed
+                return self.head(self.feature(x)).squeeze(-1)
+
+        torch.manual_seed(ctx.seed)
+        common = dict(
+            reg=1,
+            base_criterion=nn.MSELoss(),  # default: CrossEntropyLoss (classifier)
+            max_epochs=ctx.epochs,
+            train_split=None,  # default: stratified split, fails on float y
+            verbose=0,
+        )
+        if kind == "coral":
+            net = DeepCoral(MLP(Xs.shape[1]), "feature", **common)
+        else:
+            net = DANN(MLP(Xs.shape[1]), "feature", num_features=HIDDEN[-1], **common)
+        X = np.vstack([Xs, Xt])
+        y = np.concatenate([ys, -np.ones(len(Xt), np.float32)])  # -1: no label
+        domain = np.concatenate([np.ones(len(Xs), int), -np.ones(len(Xt), int)])
+        net.fit(X, y, sample_domain=domain)
+        # predict() is argmax over classes; a regression output is predict_proba
+        out = net.predict_proba(Xte, sample_domain=-np.ones(len(Xte), int))
+        return np.asarray(out, dtype=float).ravel() * sd + mu
+
+    fit_predict.__name__ = f"skada_{kind}"
+    return fit_predict
+
+
+# ------------------------------------------------------------------- ADAPT
+_TF_READY = []
+
+
+def _tf():
+    import tensorflow as tf
+
+    if not _TF_READY:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(1)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:  # already initialised
+            pass
+        tf.get_logger().setLevel("ERROR")
+        _TF_READY.append(True)
+    return tf
+
+
+def _adapt_deep(kind):
+    def fit_predict(ctx, X_lab, y_lab):
+        tf = _tf()
+        from adapt.feature_based import DANN, DeepCORAL
+
+        Xs, ys, Xt, Xte, mu, sd = _scaled_da_data(ctx)
+        cls = DeepCORAL if kind == "coral" else DANN
+        model = cls(Xt=Xt, random_state=ctx.seed, verbose=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(Xs, ys, epochs=ctx.epochs, verbose=0)
+            out = model.predict(Xte, verbose=0)
+        tf.keras.backend.clear_session()
+        return np.asarray(out, dtype=float).ravel() * sd + mu
+
+    fit_predict.__name__ = f"adapt_{kind}"
+    return fit_predict
+
+
+def _source_scaling(ctx):
+    from sklearn.preprocessing import StandardScaler
+
+    t = ctx.task
+    scaler = StandardScaler().fit(t.X_source)
+    return scaler, t.y_source.mean(), t.y_source.std()
+
+
+def adapt_regular_lr(ctx, X_lab, y_lab):
+    from adapt.parameter_based import RegularTransferLR
+    from sklearn.linear_model import Ridge
+
+    t = ctx.task
+    scaler, mu, sd = _source_scaling(ctx)
+    src = _cached(
+        ctx,
+        "adapt_ridge",
+        lambda: Ridge().fit(scaler.transform(t.X_source), (t.y_source - mu) / sd),
+    )
+    model = RegularTransferLR(src, lambda_=1.0, random_state=ctx.seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(scaler.transform(X_lab), (y_lab - mu) / sd)
+    return np.asarray(model.predict(scaler.transform(t.X_test))).ravel() * sd + mu
+
+
+def adapt_regular_nn(ctx, X_lab, y_lab):
+    _tf()
+    from adapt.parameter_based import RegularTransferNN
+
+    t = ctx.task
+    scaler, mu, sd = _source_scaling(ctx)
+
+    def source_model():
+        # ADAPT's documented recipe: lambdas=0 on the source, default network
+        src = RegularTransferNN(
+            loss="mse", lambdas=0.0, random_state=ctx.seed, verbose=0
+        )
+        src.fit(
+            scaler.transform(t.X_source),
+            (t.y_source - mu) / sd,
+            epochs=ctx.epochs,
+            verbose=0,
+        )
+        return src
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        src = _cached(ctx, "adapt_source_nn", source_model)
+        model = RegularTransferNN(
+            src.task_, loss="mse", lambdas=1.0, random_state=ctx.seed, verbose=0
+        )
+        model.fit(
+            scaler.transform(X_lab), (y_lab - mu) / sd, epochs=ctx.epochs, verbose=0
+        )
+        out = model.predict(scaler.transform(t.X_test), verbose=0)
+    del model
+    return np.asarray(out, dtype=float).ravel() * sd + mu
+
+
+# ---------------------------------------------------------------- registry
+DA_METHODS = ("source_only", "adabn", "coral", "mmd", "dann", "rsd", "daregram")
+FINETUNE = ("full", "linear_probe", "lp_ft", "gradual")
+
+METHODS = [
+    Method("source: TR mlp", "source-only", "all", source_tr_mlp, constant=True),
+    Method("source: TR linear", "source-only", "all", source_tr_linear, constant=True),
+    Method("source: PLS", "source-only", "all", source_pls, True, True),
+    Method("target: TR mlp", "target-only", "labelled", target_tr_mlp),
+    Method("target: HGB", "target-only", "labelled", target_hgb),
+    Method("target: PLS", "target-only", "labelled", target_pls, spectra_only=True),
+    *[Method(f"TR {s}", "ours: transfer", "labelled", _finetune(s)) for s in FINETUNE],
+    Method("TR linear+l2sp", "ours: transfer", "labelled", linear_l2sp),
+    *[Method(f"DA {m}", "ours: DA", "all", _da(m)) for m in DA_METHODS],
+    Method("skada DeepCoral", "peer", "zero", _skada("coral")),
+    Method("skada DANN", "peer", "zero", _skada("dann")),
+    Method("ADAPT DeepCORAL", "peer", "zero", _adapt_deep("coral")),
+    Method("ADAPT DANN", "peer", "zero", _adapt_deep("dann")),
+    Method("ADAPT RegularTransferLR", "peer", "labelled", adapt_regular_lr),
+    Method("ADAPT RegularTransferNN", "peer", "labelled", adapt_regular_nn),
+]
+METHOD_NAMES = [m.name for m in METHODS]
+
+
+def applicable(method, task, n_labels):
+    if method.spectra_only and not task.spectra:
+        return False
+    if method.regimes == "zero":
+        return n_labels == 0
+    if method.regimes == "labelled":
+        return n_labels > 0
+    return True
+
+
+def rmse(pred, y):
+    return _rmse(pred, y)

@@ -1,0 +1,317 @@
+"""Turn ``results.csv`` into ``results.md`` and one plot per task."""
+
+import csv
+import math
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import methods as M
+
+GROUPS = ("source-only", "target-only", "ours: transfer", "ours: DA", "peer")
+
+
+def load(csv_path):
+    with open(csv_path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def aggregate(rows):
+    """{(task, n_labels): {method: cell}} with mean/std/failures per cell."""
+    cells = defaultdict(lambda: defaultdict(list))
+    info = {}
+    for r in rows:
+        key = (r["task"], int(r["n_labels"]))
+        cells[key][r["method"]].append(r)
+        info[r["task"]] = (r["family"], int(r["pool_size"]))
+    out = {}
+    for key, by_method in cells.items():
+        out[key] = {}
+        for method, rs in by_method.items():
+            ok = [float(r["rmse"]) for r in rs if r["status"] == "ok"]
+            errors = [r["error"] for r in rs if r["status"] != "ok"]
+            mean = sum(ok) / len(ok) if ok else None
+            std = (
+                math.sqrt(sum((v - mean) ** 2 for v in ok) / (len(ok) - 1))
+                if len(ok) > 1
+                else 0.0
+            )
+            fit = [float(r["fit_s"]) for r in rs]
+            out[key][method] = {
+                "mean": mean,
+                "std": std,
+                "n": len(rs),
+                "n_ok": len(ok),
+                "errors": errors,
+                "group": rs[0]["group"],
+                "fit_s": sum(fit) / len(fit),
+                "regime": rs[0]["regime"],
+            }
+    return out, info
+
+
+def _short_error(errors):
+    """A readable reason: the exception type and the start of its message."""
+    text = errors[0]
+    text = re.sub(r"\s*\[[^\]]*\]$", "", text)  # drop the file:line tag
+    text = text.replace("|", "/")
+    return text if len(text) <= 90 else text[:87] + "..."
+
+
+def _decimals(values):
+    vals = [abs(v) for v in values if v]
+    if not vals:
+        return 3
+    scale = min(vals)
+    return max(0, 2 - math.floor(math.log10(scale)))
+
+
+def fmt_cell(cell, dec, bold=False):
+    if cell is None:
+        return "—"
+    if cell["n_ok"] == 0:
+        return f"failed: {_short_error(cell['errors'])}"
+    text = f"{cell['mean']:.{dec}f} ± {cell['std']:.{dec}f}"
+    if bold:
+        text = f"**{text}**"
+    if cell["n_ok"] < cell["n"]:
+        text += (
+            f" ({cell['n'] - cell['n_ok']}/{cell['n']} failed: "
+            f"{_short_error(cell['errors'])})"
+        )
+    return text
+
+
+def _tasks_in_order(info):
+    import tasks as T
+
+    order = list(T.task_builders())
+    return sorted(info, key=lambda t: order.index(t) if t in order else 99)
+
+
+def summary_table(agg, info):
+    """Rows: task x regime. Columns: the best of each method group."""
+    lines = [
+        "| task | target labels | best source-only | best target-only | "
+        "best of ours | best peer |",
+        "|---|---|---|---|---|---|",
+    ]
+    for task in _tasks_in_order(info):
+        keys = sorted(n for (t, n) in agg if t == task)
+        dec = _decimals(
+            [c["mean"] for n in keys for c in agg[(task, n)].values() if c["mean"]]
+        )
+        for n in keys:
+            row = agg[(task, n)]
+            picks = []
+            for groups in (
+                ("source-only",),
+                ("target-only",),
+                ("ours: transfer", "ours: DA"),
+                ("peer",),
+            ):
+                cands = [
+                    (m, c)
+                    for m, c in row.items()
+                    if c["group"] in groups and c["mean"] is not None
+                ]
+                if cands:
+                    m, c = min(cands, key=lambda mc: mc[1]["mean"])
+                    picks.append((c, m))
+                else:
+                    failed = [m for m, c in row.items() if c["group"] in groups]
+                    picks.append((None, "all failed" if failed else ""))
+            means = [c["mean"] for c, _ in picks if c and c["mean"] is not None]
+            best = min(means) if means else None
+            cells = []
+            for c, name in picks:
+                if c is None:
+                    cells.append(name or "—")
+                    continue
+                text = fmt_cell(c, dec, bold=c["mean"] == best)
+                cells.append(f"{text} {name}".strip())
+            regime = next(iter(row.values()))["regime"]
+            lines.append(f"| {task} | {regime} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def task_table(agg, task, method_names):
+    keys = sorted(n for (t, n) in agg if t == task)
+    present = [m for m in method_names if any(m in agg[(task, n)] for n in keys)]
+    dec = _decimals(
+        [c["mean"] for n in keys for c in agg[(task, n)].values() if c["mean"]]
+    )
+    lines = [
+        "| target labels | " + " | ".join(present) + " |",
+        "|---|" + "---|" * len(present),
+    ]
+    for n in keys:
+        row = agg[(task, n)]
+        means = [c["mean"] for c in row.values() if c["mean"] is not None]
+        best = min(means) if means else None
+        regime = next(iter(row.values()))["regime"]
+        cells = [
+            fmt_cell(
+                row.get(m), dec, bold=row.get(m) is not None and row[m]["mean"] == best
+            )
+            for m in present
+        ]
+        lines.append(f"| {regime} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def win_counts(agg, info):
+    """Number of task x regime rows in which each method has the lowest mean."""
+    wins = defaultdict(int)
+    for row in agg.values():
+        means = {m: c["mean"] for m, c in row.items() if c["mean"] is not None}
+        if means:
+            wins[min(means, key=means.get)] += 1
+    return dict(sorted(wins.items(), key=lambda kv: -kv[1]))
+
+
+def fit_time_table(rows):
+    per = defaultdict(list)
+    for r in rows:
+        per[r["method"]].append(float(r["fit_s"]))
+    lines = ["| method | mean fit s | total s |", "|---|---|---|"]
+    for m in M.METHOD_NAMES:
+        if m in per:
+            v = per[m]
+            lines.append(f"| {m} | {sum(v) / len(v):.2f} | {sum(v):.0f} |")
+    return "\n".join(lines)
+
+
+def _group_of(name):
+    return next(m.group for m in M.METHODS if m.name == name)
+
+
+def slug(task):
+    return re.sub(r"[^A-Za-z0-9]+", "_", task).strip("_").lower()
+
+
+def plot_task(agg, task, info, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = sorted(n for (t, n) in agg if t == task)
+    family, pool = info[task]
+    styles = {
+        "source-only": dict(ls=":", lw=1.5),
+        "target-only": dict(ls="--", lw=1.5),
+        "ours: transfer": dict(ls="-", lw=2.0),
+        "ours: DA": dict(ls="-", lw=1.2),
+        "peer": dict(ls="-.", lw=1.2),
+    }
+    palettes = {
+        "source-only": ["#000000", "#666666", "#aaaaaa"],
+        "target-only": ["#8c564b", "#c49c94", "#bcbd22"],
+        "ours: transfer": ["#08306b", "#2171b5", "#4292c6", "#6baed6", "#17becf"],
+        "ours: DA": [
+            "#00441b",
+            "#238b45",
+            "#74c476",
+            "#9467bd",
+            "#c5b0d5",
+            "#e377c2",
+            "#7f7f00",
+        ],
+        "peer": ["#d62728", "#ff7f0e", "#ff9896", "#ffbb78", "#a50f15", "#fd8d3c"],
+    }
+    color = {}
+    for m in M.METHODS:
+        pal = palettes[m.group]
+        color[m.name] = pal[sum(1 for k in color if _group_of(k) == m.group) % len(pal)]
+    fig, ax = plt.subplots(figsize=(9.5, 4.8), dpi=80)
+    for m in M.METHOD_NAMES:
+        pts = [
+            (n, agg[(task, n)][m]["mean"])
+            for n in keys
+            if m in agg[(task, n)] and agg[(task, n)][m]["mean"] is not None
+        ]
+        if not pts:
+            continue
+        xs, ys = zip(*pts)
+        group = next(agg[(task, n)][m]["group"] for n in keys if m in agg[(task, n)])
+        ax.plot(
+            xs,
+            ys,
+            marker="o",
+            ms=3.5,
+            color=color[m],
+            label=m,
+            **styles.get(group, {}),
+        )
+    ax.set_xscale("symlog", linthresh=10)
+    ax.set_xticks(keys)
+    ax.set_xticklabels([str(k) if k != pool else f"all ({k})" for k in keys])
+    ax.set_yscale("log")
+    ax.set_xlabel("labelled target rows")
+    unit = {"weather": "", "calibration": ""}.get(family, "")
+    ax.set_ylabel(f"target test RMSE {unit}".strip() + " (log scale)")
+    ax.set_title(f"{task}: mean over seeds")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), ncol=1)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def make_report(csv_path, out_dir, meta):
+    rows = load(csv_path)
+    agg, info = aggregate(rows)
+    out_dir = Path(out_dir)
+    head = ["# Accuracy benchmark results", ""]
+    if meta:
+        v = meta.get("versions", {})
+        head += [
+            f"Command: `{meta.get('command', '?')}`  ",
+            f"Machine: {meta.get('machine', '?')}; "
+            f"{meta.get('jobs')} worker processes x "
+            f"{meta.get('threads_per_job')} torch thread(s).  ",
+            f"Versions: {', '.join(f'{k} {val}' for k, val in v.items())}.  ",
+            f"Seeds: {meta.get('seeds')}; epochs for every neural method: "
+            f"{meta.get('epochs')}; wall time: {meta.get('runtime_s', '?')} s.",
+            "",
+        ]
+    head += [
+        "Cells: target test RMSE, mean ± std over seeds (the seed draws the "
+        "labelled target rows and the model initialisation). Bold: best in the "
+        "row. — : the method does not apply in this regime. Source-only models "
+        "do not see target labels, so their value repeats across regimes. "
+        "Protocols: `benchmarks/accuracy/README.md`.",
+        "",
+        "## Summary: best of each family",
+        "",
+        summary_table(agg, info),
+        "",
+        "Rank-1 counts over the task x regime rows: "
+        + ", ".join(f"{m} {k}" for m, k in win_counts(agg, info).items())
+        + ".",
+        "",
+    ]
+    body = []
+    plots = []
+    have_mpl = True
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        have_mpl = False
+        print("matplotlib is not installed: skipping the plots", flush=True)
+    for task in _tasks_in_order(info):
+        body += [f"## {task}", "", task_table(agg, task, M.METHOD_NAMES), ""]
+        if have_mpl:
+            png = f"{slug(task)}.png"
+            plot_task(agg, task, info, out_dir / png)
+            plots.append(png)
+            body += [f"![{task}]({png})", ""]
+    body += [
+        "## Mean fit time per method (seconds, one fit)",
+        "",
+        fit_time_table(rows),
+        "",
+    ]
+    (out_dir / "results.md").write_text("\n".join(head + body))
+    return plots
