@@ -1,5 +1,6 @@
 """Shared base of the estimators: parameters, validation, net assembly, predict."""
 
+import contextlib
 import copy
 import os
 import warnings
@@ -60,6 +61,17 @@ def resolve_device(device):
     return device
 
 
+_PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def _autocast(device, precision):
+    """Mixed-precision context for ``precision`` ("fp32": a no-op)."""
+    dtype = _PRECISIONS[precision]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=dtype)
+
+
 def _fork_devices(device):
     if torch.device(device).type == "cuda":
         index = torch.device(device).index
@@ -71,7 +83,7 @@ def _silent(*args, **kwargs):
     """A callback sink that discards messages (verbose=0)."""
 
 
-def _feature_stats(X, weight=None, chunk=8192):
+def _feature_stats(X, weight=None, chunk=4096):
     """Per-feature (weighted) mean and standard deviation; constant -> scale 1.
 
     Two passes over row chunks in float64: no temporary the size of ``X``.
@@ -128,6 +140,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         "standardize_y": ["boolean"],
         "random_state": ["random_state"],
         "device": [str, torch.device],
+        "precision": [StrOptions(set(_PRECISIONS))],
         "verbose": ["verbose"],
     }
 
@@ -151,6 +164,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         standardize_y=True,
         random_state=None,
         device="cpu",
+        precision="fp32",
         verbose=0,
     ):
         self.backbone = backbone
@@ -170,6 +184,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         self.standardize_y = standardize_y
         self.random_state = random_state
         self.device = device
+        self.precision = precision
         self.verbose = verbose
 
     # ------------------------------------------------------------------ tags
@@ -570,6 +585,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
                 l2sp=l2sp,
                 adaptation=adaptation,
                 da_weight=da_weight,
+                precision=self.precision,
             )
             net.fit(data, None)
             # leave nothing heavy or unpicklable behind
@@ -632,25 +648,24 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
             X = X.astype(np.float32)
         elif not X.flags.writeable:
             X = X.copy()  # torch.from_numpy needs a writable buffer
-        on_cpu = self.device_ == "cpu"
         if X.shape[0] > _SMALL_BATCH:
             with torch.inference_mode():
-                return self._run_chunks(module, X, on_cpu)
+                return self._run_chunks(module, X)
         grad_was_enabled = torch.is_grad_enabled()
         torch.set_grad_enabled(False)
         try:
-            return self._run_chunks(module, X, on_cpu)
+            return self._run_chunks(module, X)
         finally:
             torch.set_grad_enabled(grad_was_enabled)
 
-    def _run_chunks(self, module, X, on_cpu):
+    def _run_chunks(self, module, X):
         parts = []
-        for start in range(0, X.shape[0], _PREDICT_CHUNK):
-            xb = torch.from_numpy(X[start : start + _PREDICT_CHUNK])
-            if not on_cpu:
-                xb = xb.to(self.device_, non_blocking=True)
-            out = module(xb)
-            parts.append(out.numpy() if on_cpu else out.cpu().numpy())
+        device = self.device_
+        with _autocast(device, self.precision):
+            for start in range(0, X.shape[0], _PREDICT_CHUNK):
+                xb = torch.from_numpy(X[start : start + _PREDICT_CHUNK])
+                out = module(xb.to(device, non_blocking=True))
+                parts.append(out.float().cpu().numpy())
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def predict(self, X):

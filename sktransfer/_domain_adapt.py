@@ -82,7 +82,7 @@ default="coral"
         statistics.
     max_epochs, batch_size, lr, weight_decay, optimizer, early_stopping,
     validation_fraction, n_iter_no_change, standardize_y, random_state, device,
-    verbose
+    precision, verbose
         As in :class:`TransferRegressor`. Each training step takes
         ``batch_size`` source rows and ``min(batch_size, n_target)`` target
         rows; an epoch is one pass over the source rows. Early stopping holds
@@ -146,6 +146,7 @@ default="coral"
         standardize_y=True,
         random_state=None,
         device="cpu",
+        precision="fp32",
         verbose=0,
     ):
         super().__init__(
@@ -166,6 +167,7 @@ default="coral"
             standardize_y=standardize_y,
             random_state=random_state,
             device=device,
+            precision=precision,
             verbose=verbose,
         )
         self.method = method

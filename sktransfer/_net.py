@@ -62,9 +62,11 @@ class TransferNet(NeuralNet):
         l2sp=0.0,
         adaptation=None,
         da_weight=0.0,
+        precision="fp32",
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
+        self.precision = precision
         self.param_groups = param_groups
         self.generator = generator
         self.balanced = balanced
@@ -87,6 +89,8 @@ class TransferNet(NeuralNet):
 
     def initialize(self):
         self.frozen_modules_ = []
+        if self.precision == "fp16":
+            self.grad_scaler_ = torch.amp.GradScaler(torch.device(self.device).type)
         self.da_scale_ = 1.0
         self.loss_terms_ = None
         return super().initialize()
@@ -110,9 +114,35 @@ class TransferNet(NeuralNet):
         )
 
     def infer(self, x, **fit_params):
-        if self.adaptation is not None:
-            return self.module_.forward_with_features(x)
-        return self.module_(x)
+        with self._autocast():
+            if self.adaptation is not None:
+                return self.module_.forward_with_features(x)
+            return self.module_(x)
+
+    def _autocast(self):
+        from sktransfer._base import _autocast
+
+        return _autocast(self.device, self.precision)
+
+    def train_step_single(self, batch, **fit_params):
+        if self.precision != "fp16":
+            return super().train_step_single(batch, **fit_params)
+        # fp16: scale the loss so small gradients survive; unscaled in train_step
+        self._set_training(True)
+        Xi, yi = batch
+        y_pred = self.infer(Xi, **fit_params)
+        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        self.grad_scaler_.scale(loss).backward()
+        return {"loss": loss, "y_pred": y_pred}
+
+    def train_step(self, batch, **fit_params):
+        if self.precision != "fp16":
+            return super().train_step(batch, **fit_params)
+        self._zero_grad_optimizer()
+        step = self.train_step_single(batch, **fit_params)
+        self.grad_scaler_.step(self.optimizer_)
+        self.grad_scaler_.update()
+        return step
 
     def _set_training(self, training=True):
         self.module_.train(training)
@@ -125,6 +155,9 @@ class TransferNet(NeuralNet):
         features = None
         if isinstance(y_pred, tuple):
             y_pred, features = y_pred
+        if y_pred.dtype != torch.float32:  # mixed precision: losses in float32
+            y_pred = y_pred.float()
+            features = None if features is None else features.float()
         err = (y_pred - y).pow(2)
         err = err.mean(dim=1) if err.shape[1] > 1 else err.reshape(-1)
         if w is None:

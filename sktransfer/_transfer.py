@@ -74,7 +74,11 @@ class TransferRegressor(BaseTransferEstimator):
         Seeds initialisation, dropout and shuffling: the same value, data and
         device give identical predictions.
     device : str or torch.device, default="cpu"
-        ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"``.
+        ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"``. The training data
+        are moved to the device once, not per batch.
+    precision : {"fp32", "bf16", "fp16"}, default="fp32"
+        Mixed precision for training and prediction (``torch.autocast``);
+        ``"fp16"`` trains with a gradient scaler. Parameters stay float32.
     verbose : int, default=0
         0 is silent; 1 shows a progress bar and an epoch table.
 
@@ -134,6 +138,7 @@ class TransferRegressor(BaseTransferEstimator):
         standardize_y=True,
         random_state=None,
         device="cpu",
+        precision="fp32",
         verbose=0,
     ):
         super().__init__(
@@ -154,6 +159,7 @@ class TransferRegressor(BaseTransferEstimator):
             standardize_y=standardize_y,
             random_state=random_state,
             device=device,
+            precision=precision,
             verbose=verbose,
         )
         self.finetune = finetune

@@ -15,6 +15,7 @@ window and a derivative of each spectrum); anything fitted (scalers, PLS
 centring) is fitted inside each method on training rows only.
 """
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -61,7 +62,7 @@ WEATHER_PAIRS = {
         ("Beijing", "Chicago"),
         ("Mumbai", "San Diego"),
     ],
-    "precip": [("Chicago", "Beijing"), ("Beijing", "Chicago")],
+    "precip": [("Beijing", "Chicago")],
 }
 _FIRST_YEAR = 365  # rows 0..364: today and tomorrow both in 2016
 _SECOND_YEAR = 366  # rows 366..729: today and tomorrow both in 2017
@@ -136,11 +137,13 @@ def _fermentation_preprocess(frame):
 
     wn = frame.columns.astype(float).to_numpy()
     X = frame.to_numpy(dtype=float)
-    X = RangeCut(start=950, end=1550, wavenumbers=wn).fit_transform(X)
-    X = LinearCorrection().fit_transform(X)
-    return SavitzkyGolay(
-        window_size=15, polynomial_order=2, derivate_order=1
-    ).fit_transform(X)
+    with warnings.catch_warnings():  # chemotools 0.5 renamed these arguments
+        warnings.simplefilter("ignore", FutureWarning)
+        X = RangeCut(start=950, end=1550, wavenumbers=wn).fit_transform(X)
+        X = LinearCorrection().fit_transform(X)
+        return SavitzkyGolay(
+            window_size=15, polynomial_order=2, derivate_order=1
+        ).fit_transform(X)
 
 
 def fermentation_task():
@@ -185,12 +188,12 @@ def fermentation_task():
 def synthetic_task(shift):
     """Synthetic control: ``make_domain_shift(shift=...)`` with fixed data.
 
-    500 labelled source rows; 1200 target rows, of which the first 200 form
+    300 labelled source rows; 1200 target rows, of which the first 200 form
     the pool and the other 1000 the test set (data seed 0 for every run).
     """
     from sktransfer.datasets import make_domain_shift
 
-    Xs, ys, Xt, yt = make_domain_shift(500, 1200, shift=shift, random_state=0)
+    Xs, ys, Xt, yt = make_domain_shift(300, 1200, shift=shift, random_state=0)
     return Task(
         name=f"synthetic-{shift}",
         family="synthetic",
@@ -222,9 +225,19 @@ def task_builders():
     return builders
 
 
+def family(name):
+    """The task family, from a task name (without loading any data)."""
+    prefixes = {
+        "weather": "weather",
+        "corn": "calibration",
+        "fermentation": "soft sensor",
+        "synthetic": "synthetic",
+    }
+    return prefixes[name.split("-", 1)[0]]
+
+
 QUICK_TASKS = (
     "weather-temp Chicago->Beijing",
     "corn-oil m5->mp5",
     "fermentation-glucose lab->online",
-    "synthetic-instrument",
 )
