@@ -28,7 +28,7 @@ Examples
 >>> Xs, ys, Xt, _ = make_domain_shift(200, 100, shift="covariate", random_state=0)
 >>> X, y = np.vstack([Xs, Xt]), np.concatenate([ys, np.full(100, np.nan)])
 >>> search = GridSearchCV(
-...     DomainAdaptRegressor(max_epochs=5, random_state=0),
+...     DomainAdaptRegressor(method="coral", max_epochs=5, random_state=0),
 ...     {"da_weight": [0.0, 1.0]},
 ...     cv=DomainAwareKFold(n_splits=2, random_state=0),
 ...     scoring=ImportanceWeightedScorer(),
