@@ -174,8 +174,10 @@ def daregram_loss(
     """
     ones_s = features_source.new_ones(features_source.shape[0], 1)
     ones_t = features_target.new_ones(features_target.shape[0], 1)
-    a = torch.cat([ones_s, features_source], 1)
-    b = torch.cat([ones_t, features_target], 1)
+    # Gram algebra in float64: eigh/pinv on nearly singular float32 Gram
+    # matrices can fail to converge (seen on real spectra)
+    a = torch.cat([ones_s, features_source], 1).double()
+    b = torch.cat([ones_t, features_target], 1).double()
     gram_a = a.T @ a / a.shape[0]
     gram_b = b.T @ b / b.shape[0]
     lam_a = torch.linalg.svdvals(gram_a)
@@ -202,7 +204,8 @@ def daregram_loss(
     cos = F.cosine_similarity(pinv_a, pinv_b, dim=0, eps=1e-6)
     angle = (1.0 - cos).abs().mean()
     scale = torch.linalg.vector_norm(lam_a[:keep] - lam_b[:keep]) / keep
-    return angle_weight * angle + scale_weight * scale
+    loss = angle_weight * angle + scale_weight * scale
+    return loss.to(features_source.dtype)
 
 
 class _GradientReversal(torch.autograd.Function):
