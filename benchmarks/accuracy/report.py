@@ -50,6 +50,11 @@ def aggregate(rows):
     return out, info
 
 
+def _ranked(cell):
+    """Only cells where every seed ran are ranked (bold, best of family)."""
+    return cell["n_ok"] == cell["n"] and cell["mean"] is not None
+
+
 def _short_error(errors):
     """A readable reason: the exception type and the start of its message."""
     text = errors[0]
@@ -66,7 +71,7 @@ def _decimals(values):
     return max(0, 2 - math.floor(math.log10(scale)))
 
 
-def fmt_cell(cell, dec, bold=False):
+def fmt_cell(cell, dec, bold=False, reason=True):
     if cell is None:
         return "—"
     if cell["n_ok"] == 0:
@@ -75,10 +80,10 @@ def fmt_cell(cell, dec, bold=False):
     if bold:
         text = f"**{text}**"
     if cell["n_ok"] < cell["n"]:
-        text += (
-            f" ({cell['n'] - cell['n_ok']}/{cell['n']} failed: "
-            f"{_short_error(cell['errors'])})"
-        )
+        failed = f"{cell['n'] - cell['n_ok']}/{cell['n']} failed"
+        if reason:
+            failed += f": {_short_error(cell['errors'])}"
+        text += f" ({failed}; mean of the others)"
     return text
 
 
@@ -113,7 +118,7 @@ def summary_table(agg, info):
                 cands = [
                     (m, c)
                     for m, c in row.items()
-                    if c["group"] in groups and c["mean"] is not None
+                    if c["group"] in groups and _ranked(c)
                 ]
                 if cands:
                     m, c = min(cands, key=lambda mc: mc[1]["mean"])
@@ -121,14 +126,14 @@ def summary_table(agg, info):
                 else:
                     failed = [m for m, c in row.items() if c["group"] in groups]
                     picks.append((None, "all failed" if failed else ""))
-            means = [c["mean"] for c, _ in picks if c and c["mean"] is not None]
+            means = [c["mean"] for c, _ in picks if c and _ranked(c)]
             best = min(means) if means else None
             cells = []
             for c, name in picks:
                 if c is None:
                     cells.append(name or "—")
                     continue
-                text = fmt_cell(c, dec, bold=c["mean"] == best)
+                text = fmt_cell(c, dec, bold=c["mean"] == best, reason=False)
                 cells.append(f"{text} {name}".strip())
             regime = next(iter(row.values()))["regime"]
             lines.append(f"| {task} | {regime} | " + " | ".join(cells) + " |")
@@ -147,7 +152,7 @@ def task_table(agg, task, method_names):
     ]
     for n in keys:
         row = agg[(task, n)]
-        means = [c["mean"] for c in row.values() if c["mean"] is not None]
+        means = [c["mean"] for c in row.values() if _ranked(c)]
         best = min(means) if means else None
         regime = next(iter(row.values()))["regime"]
         cells = [
@@ -164,15 +169,81 @@ def win_counts(agg, info):
     """Number of task x regime rows in which each method has the lowest mean."""
     wins = defaultdict(int)
     for row in agg.values():
-        means = {m: c["mean"] for m, c in row.items() if c["mean"] is not None}
+        means = {m: c["mean"] for m, c in row.items() if _ranked(c)}
         if means:
             wins[min(means, key=means.get)] += 1
     return dict(sorted(wins.items(), key=lambda kv: -kv[1]))
 
 
+def comparisons(agg):
+    """Head-to-head counts over the task x regime rows (fully-run cells only)."""
+    lines = []
+    zero = [row for (t, n), row in agg.items() if n == 0]
+    base = "DA source_only"
+    lines += [
+        "Without target labels, against `DA source_only` on the same splits "
+        "(number of tasks where the method's mean RMSE is lower / higher):",
+        "",
+        "| method | lower | higher |",
+        "|---|---|---|",
+    ]
+    for m in M.METHOD_NAMES:
+        pairs = [
+            (row[m]["mean"], row[base]["mean"])
+            for row in zero
+            if m != base
+            and m in row
+            and base in row
+            and _ranked(row[m])
+            and _ranked(row[base])
+        ]
+        if pairs:
+            lower = sum(a < b for a, b in pairs)
+            higher = sum(a > b for a, b in pairs)
+            lines.append(f"| {m} | {lower} | {higher} |")
+    labelled = [row for (t, n), row in agg.items() if n > 0]
+    ft = [m.name for m in M.METHODS if m.name.startswith("TR ")]
+    da = [m.name for m in M.METHODS if m.name.startswith("DA ")]
+
+    def best(row, names):
+        vals = [row[m]["mean"] for m in names if m in row and _ranked(row[m])]
+        return min(vals) if vals else None
+
+    n_rows = len(labelled)
+    da_wins = sum(
+        best(r, da) is not None
+        and best(r, ft) is not None
+        and best(r, da) <= best(r, ft)
+        for r in labelled
+    )
+    st_wins = sum(
+        "DA source_only" in r
+        and "TR full" in r
+        and r["DA source_only"]["mean"] <= r["TR full"]["mean"]
+        for r in labelled
+    )
+    lines += [
+        "",
+        f"With target labels ({n_rows} task x regime rows): the best semi-supervised "
+        f"`DA` method is at or below the best `TR` fine-tuning strategy in "
+        f"{da_wins} rows (a best of {len(da)} against a best of {len(ft)}); "
+        f"`DA source_only` (source and labelled target rows trained together) "
+        f"is at or below `TR full` in {st_wins} rows.",
+    ]
+    return "\n".join(lines)
+
+
 def fit_time_table(rows):
+    """Mean and total fit seconds per method; a source-only model is fitted
+    once per task and seed, though its row repeats in every regime."""
     per = defaultdict(list)
+    seen = set()
     for r in rows:
+        if r["group"] == "source-only":
+            key = (r["task"], r["seed"], r["method"])
+            if key in seen:
+                continue
+            seen.add(key)
         per[r["method"]].append(float(r["fit_s"]))
     lines = ["| method | mean fit s | total s |", "|---|---|---|"]
     for m in M.METHOD_NAMES:
@@ -197,7 +268,7 @@ def plot_task(agg, task, info, path):
     import matplotlib.pyplot as plt
 
     keys = sorted(n for (t, n) in agg if t == task)
-    family, pool = info[task]
+    _family, pool = info[task]
     styles = {
         "source-only": dict(ls=":", lw=1.5),
         "target-only": dict(ls="--", lw=1.5),
@@ -248,9 +319,13 @@ def plot_task(agg, task, info, path):
     ax.set_xticks(keys)
     ax.set_xticklabels([str(k) if k != pool else f"all ({k})" for k in keys])
     ax.set_yscale("log")
+    from matplotlib.ticker import FormatStrFormatter
+
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
+    ax.tick_params(axis="y", which="minor", labelsize=7)
     ax.set_xlabel("labelled target rows")
-    unit = {"weather": "", "calibration": ""}.get(family, "")
-    ax.set_ylabel(f"target test RMSE {unit}".strip() + " (log scale)")
+    ax.set_ylabel("target test RMSE (log scale)")
     ax.set_title(f"{task}: mean over seeds")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), ncol=1)
@@ -279,7 +354,9 @@ def make_report(csv_path, out_dir, meta):
     head += [
         "Cells: target test RMSE, mean ± std over seeds (the seed draws the "
         "labelled target rows and the model initialisation). Bold: best in the "
-        "row. — : the method does not apply in this regime. Source-only models "
+        "row among the cells where every seed ran (a cell with a failed seed "
+        "shows the mean of the others and is not ranked). — : the method does "
+        "not apply in this regime. Source-only models "
         "do not see target labels, so their value repeats across regimes. "
         "Protocols: `benchmarks/accuracy/README.md`.",
         "",
@@ -287,9 +364,13 @@ def make_report(csv_path, out_dir, meta):
         "",
         summary_table(agg, info),
         "",
-        "Rank-1 counts over the task x regime rows: "
+        f"Rank-1 counts over the {len(agg)} task x regime rows: "
         + ", ".join(f"{m} {k}" for m, k in win_counts(agg, info).items())
         + ".",
+        "",
+        "## Head to head",
+        "",
+        comparisons(agg),
         "",
     ]
     body = []
