@@ -272,6 +272,14 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
                 )
             return shape, None
         if self.input_shape is None:
+            source = _unfrozen(self.backbone)
+            if (
+                isinstance(source, BaseTransferEstimator)
+                and getattr(source, "model_shape_", None) is not None
+                and source.sample_shape_ == (X.shape[1],)
+            ):
+                # transferring from a fitted estimator: inherit its input_shape
+                return (X.shape[1],), source.model_shape_
             return (X.shape[1],), None
         shape = tuple(int(s) for s in self.input_shape)
         if int(np.prod(shape)) != X.shape[1]:

@@ -70,9 +70,11 @@ default="adabn"
         - ``"daregram"``: DARE-GRAM (Nejjar et al., WACV 2024).
 
         See :mod:`sktransfer.losses` for the formulas. The default, ``adabn``,
-        was the best or close to the best method on every synthetic shift of
-        ``benchmarks/da_methods.py`` (docs/user_guide.md); feature-alignment
-        losses should be compared with ``source_only`` on your own split.
+        was by far the best on the synthetic instrument shift and within
+        about 5 % of the best adaptation method on the covariate and concept
+        shifts, where no method beat ``source_only`` (``benchmarks/da_methods.py``,
+        docs/user_guide.md). No method is safe on every task (docs/benchmarks.md):
+        compare with ``source_only`` on your own split.
     da_weight : float or "auto", default="auto"
         Weight of the adaptation loss; ``"auto"`` takes a conservative
         per-method value from ``DEFAULT_DA_WEIGHTS``.

@@ -659,3 +659,14 @@ def test_sample_weight_equals_repeated_rows(seed):
     np.testing.assert_allclose(weighted.predict(X), repeated.predict(X), rtol=1e-5)
     unweighted = TransferRegressor(**kw).fit(X, y)
     assert not np.allclose(unweighted.predict(X), repeated.predict(X), rtol=1e-3)
+
+
+def test_fitted_backbone_passes_on_its_input_shape():
+    rng = np.random.RandomState(0)
+    X = rng.rand(60, 20)
+    y = X[:, :5].sum(1)
+    kw = dict(backbone_params={"channels": (4,)}, max_epochs=2, random_state=0)
+    src = TransferRegressor("cnn1d", input_shape=(2, 10), **kw).fit(X, y)
+    tuned = TransferRegressor(src, max_epochs=2, random_state=0).fit(X, y)
+    assert tuned.model_shape_ == (2, 10)
+    assert tuned.predict(X[:3]).shape == (3,)
