@@ -20,8 +20,9 @@ reports the target test RMSE, mean ± std over seeds.
 - E: the adaptation weight (``da_weight="auto"`` against smaller and larger
   values) without target labels.
 - F: reference constant predictions (source mean, mean of the labelled rows).
-- G: ``method="daregram"`` on the fermentation task, seed by seed (it fails
-  with a ``LinAlgError`` on one seed in the benchmark).
+- G: ``method="daregram"`` on the fermentation task, seed by seed (it failed
+  with a ``LinAlgError`` on seed 4 in the benchmark run, before commit
+  86c07e4 moved its Gram algebra to float64).
 """
 
 import argparse
