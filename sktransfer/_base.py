@@ -22,6 +22,7 @@ from sklearn.utils.validation import (
 )
 from skorch.callbacks import EarlyStopping
 
+from sktransfer._closed_form import linear_head_applicable, solve_linear_head
 from sktransfer._net import TransferNet, ValidFraction
 from sktransfer._network import TransferNetwork
 from sktransfer.backbones import get_backbone_factory, load_weights
@@ -134,6 +135,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         "lr": [Interval(Real, 0, None, closed="neither")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "optimizer": [StrOptions(set(_OPTIMIZERS)), type],
+        "solver": [StrOptions({"auto", "gradient", "closed_form"})],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
@@ -158,6 +160,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         lr=1e-3,
         weight_decay=0.0,
         optimizer="adamw",
+        solver="auto",
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
@@ -178,6 +181,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         self.lr = lr
         self.weight_decay = weight_decay
         self.optimizer = optimizer
+        self.solver = solver
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
@@ -415,6 +419,29 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         """
         return None, [], 0.0
 
+    def _choose_solver(self, network, strategy, adaptation):
+        """ "gradient" or "closed_form" (see the ``solver`` parameter)."""
+        if self.solver == "gradient":
+            return "gradient"
+        reason = linear_head_applicable(network, strategy, adaptation)
+        if self.solver == "closed_form":
+            if reason:
+                raise ValueError(
+                    f"solver='closed_form' needs a model whose only trainable "
+                    f"part is a torch.nn.Linear head, but {reason}. Use "
+                    "solver='gradient' or 'auto'."
+                )
+            return "closed_form"
+        if reason or self.early_stopping:
+            return "gradient"
+        # "auto" solves linear models only: for a linear probe on a frozen
+        # feature extractor (often more features than rows) the exact,
+        # unpenalised optimum interpolates the rows, which the gradient
+        # loop's implicit regularisation avoids
+        if any(True for _ in network.backbone.parameters()):
+            return "gradient"
+        return "closed_form"
+
     def _finetune_settings(self):
         """(strategy, backbone_lr, l2sp) for the fine-tuning plan."""
         return "full", 1.0, 0.0
@@ -547,9 +574,20 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
                 weight,
                 torch.from_numpy(masks.target).to(device),
             )
+            # without an adaptation loss, unlabelled (weight-0) rows add nothing
+            # to training: iterate over the labelled rows only
+            rows = None
+            if (
+                adaptation is None
+                and weight is not None
+                and not bool((weight > 0).all())
+            ):
+                rows = torch.nonzero(weight > 0).flatten()
+            train_data = data if rows is None else data.subset(rows)
+            solver = self._choose_solver(network, strategy, adaptation)
             callbacks = list(plan.callbacks) + list(extra_callbacks)
             train_split = None
-            if self.early_stopping:
+            if self.early_stopping and solver == "gradient":
                 if masks.labelled.sum() < 2:
                     raise ValueError(
                         "early_stopping=True needs at least 2 labelled rows; set "
@@ -595,7 +633,27 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
                 da_weight=da_weight,
                 precision=self.precision,
             )
-            net.fit(data, None)
+            if solver == "closed_form":
+                net.initialize()
+                network.eval()
+                anchored = info["head_pretrained"] and l2sp > 0
+                solve_linear_head(
+                    network,
+                    data.X,
+                    data.y,
+                    data.weight,
+                    rows,
+                    strength=l2sp if anchored else self.weight_decay,
+                    anchored=anchored,
+                )
+                if self.verbose:
+                    n_rows = len(data) if rows is None else rows.numel()
+                    print(
+                        f"Solved the linear head in closed form: {n_rows} rows, "
+                        f"{network.n_features_out} features."
+                    )
+            else:
+                net.fit(train_data, None)
             # leave nothing heavy or unpicklable behind
             net.param_groups = None
             net.generator = None
@@ -610,6 +668,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         self.net_ = net
         self.history_ = net.history
         self.n_iter_ = len(net.history)
+        self.solver_ = solver
         self.sample_shape_ = sample_shape
         self.model_shape_ = model_shape
         self.n_outputs_ = n_outputs

@@ -85,13 +85,18 @@ default="adabn"
         Standardise each domain's inputs with its own statistics under any
         method (``method="adabn"`` implies it). Prediction uses the target
         statistics.
-    max_epochs, batch_size, lr, weight_decay, optimizer, early_stopping,
+    max_epochs, batch_size, lr, weight_decay, optimizer, solver, early_stopping,
     validation_fraction, n_iter_no_change, standardize_y, random_state, device,
     precision, verbose
-        As in :class:`TransferRegressor`. Each training step takes
-        ``batch_size`` source rows and ``min(batch_size, n_target)`` target
-        rows; an epoch is one pass over the source rows. Early stopping holds
-        out labelled rows.
+        As in :class:`TransferRegressor`. With a divergence method each
+        training step takes ``batch_size`` source rows and
+        ``min(batch_size, n_target)`` target rows; an epoch is one pass over the
+        source rows. ``source_only`` and ``adabn`` have no loss on the
+        unlabelled rows and iterate over the labelled rows only, so an epoch is
+        again one pass over the source rows (plus any labelled target rows).
+        Early stopping holds out labelled rows. ``solver="auto"`` solves a
+        linear model (``backbone="linear"``) in closed form under
+        ``source_only`` and ``adabn``.
 
     Attributes
     ----------
@@ -99,6 +104,8 @@ default="adabn"
     y_mean_, y_scale_
         As in :class:`TransferRegressor`. ``history_`` also records
         ``train_task_loss``, ``train_da_loss`` and ``da_scale`` per epoch.
+    solver_ : {"gradient", "closed_form"}
+        The solver used.
     da_weight_ : float
         The adaptation weight used.
     domain_stats_ : dict of int -> (mean, scale) or None
@@ -145,6 +152,7 @@ default="adabn"
         lr=1e-3,
         weight_decay=0.0,
         optimizer="adamw",
+        solver="auto",
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
@@ -166,6 +174,7 @@ default="adabn"
             lr=lr,
             weight_decay=weight_decay,
             optimizer=optimizer,
+            solver=solver,
             early_stopping=early_stopping,
             validation_fraction=validation_fraction,
             n_iter_no_change=n_iter_no_change,

@@ -62,6 +62,25 @@ class TransferRegressor(BaseTransferEstimator):
     lr : float, default=1e-3
     weight_decay : float, default=0.0
     optimizer : {"adamw", "adam", "sgd"} or torch.optim.Optimizer class, default="adamw"
+    solver : {"auto", "gradient", "closed_form"}, default="auto"
+        ``"gradient"`` trains with the optimizer for ``max_epochs``.
+        ``"closed_form"`` solves for the head exactly; it applies when only a
+        ``torch.nn.Linear`` head trains: ``backbone="linear"`` (a linear model,
+        e.g. ridge regression toward a source model with ``l2sp``), or
+        ``finetune="linear_probe"`` on a frozen backbone. It minimises the same
+        objective as the gradient loop -- the (weighted) mean squared error on
+        standardised targets plus ``l2sp / 2 * ||theta - theta0||^2`` for a
+        pretrained head, else ``weight_decay / 2 * ||theta||^2`` -- and, when
+        that has many minimisers (fewer rows than features, no penalty),
+        returns the one nearest the starting head. ``max_epochs``,
+        ``batch_size``, ``lr``, ``optimizer``, ``early_stopping`` and
+        ``precision`` (in training) do not apply. ``"auto"``: closed form for
+        a linear model (a backbone without parameters) when
+        ``early_stopping=False``, else gradient. A linear probe stays on the
+        gradient solver under ``"auto"``: with more features than labelled
+        rows its exact unpenalised optimum interpolates the rows (the demo's
+        40-row probe: RMSE 81 against 6.1 for 100 epochs of AdamW), so ask
+        for ``"closed_form"`` together with ``l2sp`` or ``weight_decay``.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the rows and stop when the
         validation loss has not improved for ``n_iter_no_change`` epochs; the
@@ -89,7 +108,9 @@ class TransferRegressor(BaseTransferEstimator):
     history_ : skorch.History
         Per-epoch records (``train_loss``, ``valid_loss``, ...).
     n_iter_ : int
-        Number of epochs run.
+        Number of epochs run (0 for the closed-form solver).
+    solver_ : {"gradient", "closed_form"}
+        The solver used.
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Only when ``X`` had string column names.
@@ -132,6 +153,7 @@ class TransferRegressor(BaseTransferEstimator):
         lr=1e-3,
         weight_decay=0.0,
         optimizer="adamw",
+        solver="auto",
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
@@ -153,6 +175,7 @@ class TransferRegressor(BaseTransferEstimator):
             lr=lr,
             weight_decay=weight_decay,
             optimizer=optimizer,
+            solver=solver,
             early_stopping=early_stopping,
             validation_fraction=validation_fraction,
             n_iter_no_change=n_iter_no_change,

@@ -15,12 +15,17 @@ SMALL = dict(
 
 
 def _estimators():
-    return [TransferRegressor(**SMALL)] + [
-        DomainAdaptRegressor(method=method, **SMALL) for method in METHODS
-    ]
+    return (
+        [TransferRegressor(**SMALL)]
+        + [DomainAdaptRegressor(method=method, **SMALL) for method in METHODS]
+        # a linear model, solved in closed form (solver="auto")
+        + [TransferRegressor("linear", random_state=0)]
+    )
 
 
 def _expected_failed_checks(estimator):
+    if estimator.backbone == "linear":
+        return {}  # the closed form is exact: sample weights included
     return {
         "check_sample_weight_equivalence_on_dense_data": (
             "A weight of k and k repeated rows give the same loss up to float32 "

@@ -77,7 +77,9 @@ def test_registry_backbones_fit_and_predict(name, params):
     pred = est.predict(X)
     assert pred.shape == (80,)
     assert np.isfinite(pred).all()
-    assert est.n_iter_ == 3
+    # a linear model is solved in closed form, the others train for 3 epochs
+    assert est.n_iter_ == (0 if name == "linear" else 3)
+    assert est.solver_ == ("closed_form" if name == "linear" else "gradient")
     assert name in list_backbones()
 
 
@@ -488,10 +490,12 @@ def test_verbose(capsys):
     TransferRegressor("linear", max_epochs=2, verbose=0).fit(X, y)
     out, err = capsys.readouterr()
     assert out == "" and err == ""
-    TransferRegressor("linear", max_epochs=2, verbose=1).fit(X, y)
+    TransferRegressor("linear", max_epochs=2, solver="gradient", verbose=1).fit(X, y)
     out, err = capsys.readouterr()
-    assert (out + err).strip() != ""
     assert "train_loss" in out
+    TransferRegressor("linear", verbose=1).fit(X, y)
+    out, err = capsys.readouterr()
+    assert "closed form" in out
 
 
 # --------------------------------------------------------- early stopping
@@ -670,3 +674,130 @@ def test_fitted_backbone_passes_on_its_input_shape():
     tuned = TransferRegressor(src, max_epochs=2, random_state=0).fit(X, y)
     assert tuned.model_shape_ == (2, 10)
     assert tuned.predict(X[:3]).shape == (3,)
+
+
+# ------------------------------------------------------- closed-form solver
+@pytest.mark.parametrize("weight_decay", [0.0, 0.3])
+@pytest.mark.parametrize("multi_output", [False, True])
+def test_closed_form_linear_model_is_ridge(weight_decay, multi_output):
+    # standardised X and y, penalty weight_decay/2 ||theta||^2 on the mean
+    # squared error == Ridge(alpha=n * weight_decay / 2) on standardised X
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = _linear_problem(n=90, n_features=6)
+    X = X * np.arange(1, 7) + 3.0
+    if multi_output:
+        y = np.c_[y, 2 * y + X[:, 0]]
+    est = TransferRegressor("linear", weight_decay=weight_decay).fit(X, y)
+    assert est.solver_ == "closed_form" and est.n_iter_ == 0
+    n_out = 2 if multi_output else 1
+    ridge = make_pipeline(
+        StandardScaler(), Ridge(alpha=len(X) * weight_decay / 2 * n_out)
+    )
+    ys = (y - y.mean(0)) / y.std(0)
+    ridge.fit(X, ys)
+    expected = ridge.predict(X) * y.std(0) + y.mean(0)
+    np.testing.assert_allclose(est.predict(X), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_closed_form_honours_sample_weight():
+    from sklearn.linear_model import LinearRegression
+
+    X, y = _linear_problem(n=60, n_features=4)
+    y = y + (X[:, 0] > 0) * 2.0  # not linear: the weights matter
+    w = np.random.RandomState(1).uniform(0.1, 3.0, size=len(X))
+    est = TransferRegressor("linear").fit(X, y, sample_weight=w)
+    ols = LinearRegression().fit(X, y, sample_weight=w)
+    np.testing.assert_allclose(est.predict(X), ols.predict(X), rtol=1e-5, atol=1e-5)
+
+
+def test_closed_form_l2sp_is_the_point_gradient_descent_reaches():
+    X, y = _linear_problem(n=200, n_features=6)
+    source = TransferRegressor("linear").fit(X, y)
+    Xt, yt = X[:12] + 0.5, y[:12] + 1.0
+    exact = TransferRegressor(source, l2sp=0.5).fit(Xt, yt)
+    assert exact.solver_ == "closed_form"
+    sgd = TransferRegressor(
+        source,
+        l2sp=0.5,
+        solver="gradient",
+        optimizer="adam",
+        lr=1e-2,
+        max_epochs=1500,
+        batch_size=12,
+        random_state=0,
+    ).fit(Xt, yt)
+    assert sgd.solver_ == "gradient" and sgd.n_iter_ == 1500
+    np.testing.assert_allclose(exact.predict(X), sgd.predict(X), atol=2e-3)
+    # a strong pull keeps the source model; none fits the target rows
+    stiff = TransferRegressor(source, l2sp=1e6).fit(Xt, yt)
+    np.testing.assert_allclose(stiff.predict(X), source.predict(X), atol=1e-3)
+    loose = TransferRegressor(source, l2sp=0.0).fit(Xt, yt)
+    assert _rmse(loose, Xt, yt) < 0.5 * _rmse(source, Xt, yt)
+
+
+def test_closed_form_with_fewer_rows_than_features_is_nearest_the_start():
+    rng = np.random.RandomState(0)
+    Xs, ys = rng.normal(size=(100, 30)), rng.normal(size=100)
+    source = TransferRegressor("linear").fit(Xs, ys)
+    Xt, yt = rng.normal(size=(6, 30)), rng.normal(size=6)
+    est = TransferRegressor(source).fit(Xt, yt)
+    # interpolates the 6 rows ...
+    np.testing.assert_allclose(est.predict(Xt), yt, atol=1e-4)
+    # ... with the smallest change to the source head (minimum-norm step)
+    norm = source.net_.module_.normalizer
+    F = (Xt - norm.mean.numpy()) / norm.scale.numpy()
+    F = np.c_[F, np.ones(len(F))]
+    head0, head1 = source.net_.module_.head, est.net_.module_.head
+    theta0 = np.r_[head0.weight.detach().numpy().ravel(), head0.bias.item()]
+    theta1 = np.r_[head1.weight.detach().numpy().ravel(), head1.bias.item()]
+    r = (yt - source.y_mean_) / source.y_scale_ - F @ theta0
+    expected = theta0 + np.linalg.pinv(F) @ r
+    np.testing.assert_allclose(theta1, expected, atol=1e-4)
+
+
+def test_closed_form_linear_probe_keeps_the_backbone_and_fits_the_head():
+    from sklearn.linear_model import LinearRegression
+
+    X, y = _linear_problem(n=150, n_features=5)
+    source = TransferRegressor(
+        backbone_params={"hidden_sizes": (16,)}, max_epochs=5, random_state=0
+    ).fit(X, y)
+    y2 = np.tanh(X[:, 0]) + X[:, 1]
+    auto = TransferRegressor(source, finetune="linear_probe", max_epochs=2)
+    assert auto.fit(X, y2).solver_ == "gradient"  # "auto": linear models only
+    est = TransferRegressor(source, finetune="linear_probe", solver="closed_form")
+    est.fit(X, y2)
+    assert est.solver_ == "closed_form"
+    before = source.net_.module_.backbone.state_dict()
+    after = est.net_.module_.backbone.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    with torch.no_grad():
+        F = source.net_.module_.features(torch.as_tensor(X, dtype=torch.float32))
+    ols = LinearRegression().fit(F.numpy().astype(np.float64), y2)
+    np.testing.assert_allclose(
+        est.predict(X), ols.predict(F.numpy().astype(np.float64)), atol=1e-3
+    )
+
+
+def test_solver_choice_and_errors():
+    X, y = _linear_problem(n=60, n_features=4)
+    mlp = dict(backbone_params={"hidden_sizes": (8,)}, max_epochs=2)
+    assert TransferRegressor(**mlp).fit(X, y).solver_ == "gradient"
+    assert TransferRegressor("linear", early_stopping=True).fit(X, y).solver_ == (
+        "gradient"
+    )
+    est = TransferRegressor("linear", solver="gradient", max_epochs=2).fit(X, y)
+    assert est.solver_ == "gradient" and est.n_iter_ == 2
+    with pytest.raises(ValueError, match=r"solver='closed_form'.*finetune='full'"):
+        TransferRegressor(solver="closed_form", **mlp).fit(X, y)
+    with pytest.raises(ValueError, match=r"solver='closed_form'.*MLPHead"):
+        TransferRegressor("linear", head="mlp", solver="closed_form").fit(X, y)
+    with pytest.raises(ValueError, match="solver"):
+        TransferRegressor("linear", solver="lbfgs").fit(X, y)
+
+
+def _rmse(est, X, y):
+    return float(np.sqrt(np.mean((est.predict(X) - y) ** 2)))

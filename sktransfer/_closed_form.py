@@ -1,0 +1,126 @@
+"""Exact solution of the training objective when only a linear head trains.
+
+With a frozen (or parameter-free) backbone, a ``torch.nn.Linear`` head and no
+adaptation loss, the objective the gradient loop minimises is a convex
+quadratic in the head's parameters ``theta = [W, b]``::
+
+    J(theta) = 1/K * sum_k sum_i w_i (y_ik - f_i W_k - b_k)^2 / sum_i w_i
+               + l2sp / 2 * ||theta - theta0||^2      (pretrained head)
+               + weight_decay / 2 * ||theta||^2        (new head)
+
+with ``f_i`` the backbone's features (eval mode) and ``K`` the number of
+outputs. Setting the gradient to zero gives, per output,
+``(G + a I) theta_k = c_k + a * anchor_k`` with ``G = F' D F / sum(w)`` (``F``
+augmented by a column of ones), ``c = F' D y / sum(w)`` and
+``a = K * strength / 2``. When ``a = 0`` and ``G`` is singular (fewer rows than
+features) the solution nearest the starting parameters is returned -- the one
+gradient descent from them converges to.
+
+Weight decay is treated as the L2 penalty above; AdamW's decoupled decay
+reaches a slightly different point, so ``solver="gradient"`` with a nonzero
+``weight_decay`` approximates, not reproduces, this solution.
+"""
+
+import numpy as np
+import torch
+
+_CHUNK = 4096
+_RCOND = 1e-10
+
+
+def linear_head_applicable(network, strategy, adaptation):
+    """'' when the closed form is exact for this set-up, else the reason it is not."""
+    if adaptation is not None:
+        return "an adaptation loss is trained (method uses a divergence)"
+    if type(network.head) is not torch.nn.Linear:
+        return f"the head is a {type(network.head).__name__}, not a torch.nn.Linear"
+    extra = [
+        n
+        for n, _ in network.named_children()
+        if n not in ("normalizer", "backbone", "head")
+    ]
+    if extra:
+        return f"extra trainable modules are attached: {extra}"
+    trainable = any(p.requires_grad for p in network.backbone.parameters())
+    if trainable and strategy != "linear_probe":
+        return (
+            f"the backbone has trainable parameters and finetune={strategy!r} "
+            "trains them"
+        )
+    return ""
+
+
+@torch.no_grad()
+def _moments(network, X, y, weight, rows):
+    """Weighted float64 Gram ``F'DF`` and ``F'DY`` of the augmented features."""
+    gram = cross = None
+    n = X.shape[0] if rows is None else rows.numel()
+    for start in range(0, n, _CHUNK):
+        idx = (
+            slice(start, start + _CHUNK)
+            if rows is None
+            else rows[start : start + _CHUNK]
+        )
+        f = network.features(X[idx]).double()
+        f = torch.cat([f, torch.ones_like(f[:, :1])], dim=1)
+        yb = y[idx].double()
+        fw = f if weight is None else f * weight[idx, None].double()
+        if gram is None:
+            gram = fw.T @ f
+            cross = fw.T @ yb
+        else:
+            gram += fw.T @ f
+            cross += fw.T @ yb
+    gram = gram.cpu().numpy()
+    return (gram + gram.T) / 2.0, cross.cpu().numpy()
+
+
+@torch.no_grad()
+def solve_linear_head(network, X, y, weight, rows, *, strength, anchored):
+    """Set ``network.head`` to the minimiser of the objective in the module doc.
+
+    Parameters
+    ----------
+    network : TransferNetwork
+        In eval mode; ``X`` is already scaled as the training loop sees it.
+    X, y : tensors
+        Inputs and standardised targets.
+    weight : tensor of shape (n,) or None
+    rows : int64 tensor or None
+        The training rows (those with a positive weight); None: all rows.
+    strength : float
+        ``l2sp`` when ``anchored`` else ``weight_decay``.
+    anchored : bool
+        Penalise the distance to the head's current parameters (L2-SP) rather
+        than to zero.
+    """
+    head = network.head
+    n_outputs = head.out_features
+    W0 = head.weight.detach().double().cpu().numpy()
+    b0 = head.bias.detach().double().cpu().numpy() if head.bias is not None else None
+    theta0 = np.vstack([W0.T, (b0 if b0 is not None else np.zeros(n_outputs))[None]])
+
+    gram, cross = _moments(network, X, y, weight, rows)
+    if weight is None:
+        total = float(X.shape[0] if rows is None else rows.numel())
+    else:
+        total = float((weight if rows is None else weight[rows]).double().sum())
+    if head.bias is None:  # no intercept: drop the column of ones
+        gram, cross, theta0 = gram[:-1, :-1], cross[:-1], theta0[:-1]
+    gram /= total
+    cross /= total
+    a = n_outputs * float(strength) / 2.0
+    target = theta0 if anchored else np.zeros_like(theta0)
+    # solve for the step from theta0: (G + aI) delta = c + a*target - (G + aI) theta0
+    system = gram + a * np.eye(gram.shape[0])
+    rhs = cross + a * target - system @ theta0
+    vals, vecs = np.linalg.eigh(system)
+    keep = vals > _RCOND * max(vals.max(), 1e-300)
+    inv = np.zeros_like(vals)
+    inv[keep] = 1.0 / vals[keep]
+    delta = vecs @ (inv[:, None] * (vecs.T @ rhs))
+    theta = theta0 + delta
+    d = W0.shape[1]
+    head.weight.copy_(torch.from_numpy(np.ascontiguousarray(theta[:d].T)))
+    if head.bias is not None:
+        head.bias.copy_(torch.from_numpy(theta[d]))
