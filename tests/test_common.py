@@ -23,21 +23,6 @@ def _estimators():
     )
 
 
-def _expected_failed_checks(estimator):
-    if estimator.backbone == "linear":
-        return {}  # the closed form is exact: sample weights included
-    return {
-        "check_sample_weight_equivalence_on_dense_data": (
-            "A weight of k and k repeated rows give the same loss up to float32 "
-            "rounding only (a weighted sum against a plain mean, summed in a "
-            "different order); after 20 epochs of Adam the predictions agree to "
-            "about 1e-7 relative, at the edge of the check's rtol=1e-7. "
-            "tests/test_transfer.py::test_sample_weight_equals_repeated_rows "
-            "checks the equivalence at rtol=1e-5."
-        ),
-    }
-
-
-@parametrize_with_checks(_estimators(), expected_failed_checks=_expected_failed_checks)
+@parametrize_with_checks(_estimators())
 def test_sklearn_compatible(estimator, check):
     check(estimator)
