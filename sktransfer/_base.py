@@ -129,7 +129,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         "weights": [str, os.PathLike, Mapping, None],
         "head": [StrOptions(set(HEAD_OPTIONS)), torch.nn.Module],
         "input_shape": [tuple, None],
-        "standardize_X": ["boolean", StrOptions({"auto"})],
+        "standardize_X": ["boolean", StrOptions({"auto", "global"})],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
@@ -402,8 +402,16 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
             mode = isinstance(self.backbone, str)
         if not mode:
             return X, None, None
-        mean, scale = _feature_stats(X, weight)
+        mean, scale = self._x_stats(X, weight)
         return self._scale_inplace(X, mean, scale), mean, scale
+
+    def _x_stats(self, X, weight):
+        """Input centre and scale: per feature, or one scale for all features
+        (``standardize_X="global"``, which keeps a spectrum's shape)."""
+        mean, scale = _feature_stats(X, weight)
+        if self.standardize_X == "global":
+            scale = np.full_like(scale, np.sqrt(np.mean(np.square(scale))))
+        return mean, scale
 
     @staticmethod
     def _scale_inplace(X, mean, scale):
@@ -645,6 +653,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
                     rows,
                     strength=l2sp if anchored else self.weight_decay,
                     anchored=anchored,
+                    pretrained=info["head_pretrained"],
                 )
                 if self.verbose:
                     n_rows = len(data) if rows is None else rows.numel()

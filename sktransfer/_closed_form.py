@@ -13,8 +13,9 @@ outputs. Setting the gradient to zero gives, per output,
 ``(G + a I) theta_k = c_k + a * anchor_k`` with ``G = F' D F / sum(w)`` (``F``
 augmented by a column of ones), ``c = F' D y / sum(w)`` and
 ``a = K * strength / 2``. When ``a = 0`` and ``G`` is singular (fewer rows than
-features) the solution nearest the starting parameters is returned -- the one
-gradient descent from them converges to.
+features) the solution nearest the pretrained head is returned -- the one
+gradient descent from it converges to -- or, for a new head, the minimum-norm
+solution.
 
 Weight decay is treated as the L2 penalty above; AdamW's decoupled decay
 reaches a slightly different point, so ``solver="gradient"`` with a nonzero
@@ -76,7 +77,7 @@ def _moments(network, X, y, weight, rows):
 
 
 @torch.no_grad()
-def solve_linear_head(network, X, y, weight, rows, *, strength, anchored):
+def solve_linear_head(network, X, y, weight, rows, *, strength, anchored, pretrained):
     """Set ``network.head`` to the minimiser of the objective in the module doc.
 
     Parameters
@@ -93,12 +94,18 @@ def solve_linear_head(network, X, y, weight, rows, *, strength, anchored):
     anchored : bool
         Penalise the distance to the head's current parameters (L2-SP) rather
         than to zero.
+    pretrained : bool
+        The head holds pretrained parameters: an underdetermined problem is
+        solved nearest to them. A new head's random start is ignored: the
+        minimum-norm solution is returned, as ``numpy.linalg.lstsq`` would.
     """
     head = network.head
     n_outputs = head.out_features
     W0 = head.weight.detach().double().cpu().numpy()
     b0 = head.bias.detach().double().cpu().numpy() if head.bias is not None else None
     theta0 = np.vstack([W0.T, (b0 if b0 is not None else np.zeros(n_outputs))[None]])
+    if not pretrained:
+        theta0 = np.zeros_like(theta0)  # a new head's random start means nothing
 
     gram, cross = _moments(network, X, y, weight, rows)
     if weight is None:

@@ -8,7 +8,7 @@ from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from sktransfer._base import BaseTransferEstimator, _feature_stats
+from sktransfer._base import BaseTransferEstimator
 from sktransfer.callbacks import DAWeightSchedule
 from sktransfer.losses import DIVERGENCES, DomainDiscriminator, dann_loss
 
@@ -200,7 +200,7 @@ default="adabn"
         stats = {}
         for dom in np.unique(masks.domain):
             rows = masks.domain == dom
-            mean, scale = _feature_stats(
+            mean, scale = self._x_stats(
                 X[rows], None if weight is None else weight[rows]
             )
             X[rows] = (X[rows] - mean) / scale

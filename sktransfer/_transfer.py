@@ -43,10 +43,15 @@ class TransferRegressor(BaseTransferEstimator):
         Per-sample shape such as ``(channels, length)``: 2-D rows are reshaped
         to it before the backbone, so sequence models live in 2-D pipelines.
         3-D ``X`` is accepted as it is.
-    standardize_X : bool or "auto", default="auto"
+    standardize_X : bool, "global" or "auto", default="auto"
         Standardise each input feature with training statistics inside the
-        network. ``"auto"``: on for registry backbones, off for a user module,
-        inherited from a fitted estimator used as backbone.
+        network. ``"global"`` centres each feature but divides all of them by
+        one scale (the root mean square of the per-feature standard
+        deviations), which keeps the relative sizes of the features -- the
+        shape of a spectrum, where per-feature scaling blows up the noisy,
+        nearly constant wavelengths. ``"auto"``: per feature for registry
+        backbones, off for a user module, inherited from a fitted estimator
+        used as backbone.
     finetune : {"full", "linear_probe", "lp_ft", "gradual"}, default="full"
         Which parameters train when (see :mod:`sktransfer.finetuning`).
     backbone_lr : float, default=0.1
@@ -72,7 +77,8 @@ class TransferRegressor(BaseTransferEstimator):
         standardised targets plus ``l2sp / 2 * ||theta - theta0||^2`` for a
         pretrained head, else ``weight_decay / 2 * ||theta||^2`` -- and, when
         that has many minimisers (fewer rows than features, no penalty),
-        returns the one nearest the starting head. ``max_epochs``,
+        returns the one nearest the pretrained head (the limit of gradient
+        descent from it), or the minimum-norm one for a new head. ``max_epochs``,
         ``batch_size``, ``lr``, ``optimizer``, ``early_stopping`` and
         ``precision`` (in training) do not apply. ``"auto"``: closed form for
         a linear model (a backbone without parameters) when
