@@ -364,3 +364,15 @@ def test_linear_model_is_solved_in_closed_form_without_a_divergence(uda):
     assert coral.solver_ == "gradient"
     with pytest.raises(ValueError, match=r"solver='closed_form'.*adaptation loss"):
         DomainAdaptRegressor("linear", method="coral", solver="closed_form").fit(X, y)
+
+
+def test_global_scaling_per_domain(uda):
+    X, y, _, _ = uda
+    est = DomainAdaptRegressor("linear", method="adabn", standardize_X="global").fit(
+        X, y
+    )
+    for dom, rows in ((0, np.isfinite(y)), (-1, np.isnan(y))):
+        mean, scale = est.domain_stats_[dom]
+        np.testing.assert_allclose(mean, X[rows].mean(0), rtol=1e-4, atol=1e-5)
+        expected = np.sqrt(np.mean(X[rows].std(0) ** 2))
+        np.testing.assert_allclose(scale, expected, rtol=1e-4)

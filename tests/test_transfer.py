@@ -801,3 +801,30 @@ def test_solver_choice_and_errors():
 
 def _rmse(est, X, y):
     return float(np.sqrt(np.mean((est.predict(X) - y) ** 2)))
+
+
+# ------------------------------------------------------- input scaling modes
+def test_standardize_X_modes():
+    X, y = _linear_problem(n=80, n_features=4)
+    X = X * np.array([0.01, 1.0, 10.0, 100.0]) + 5.0
+    std = X.std(0)
+    per = TransferRegressor("linear", standardize_X=True).fit(X, y)
+    norm = per.net_.module_.normalizer
+    np.testing.assert_allclose(norm.mean.numpy(), X.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(norm.scale.numpy(), std, rtol=1e-5)
+    glob = TransferRegressor("linear", standardize_X="global").fit(X, y)
+    norm = glob.net_.module_.normalizer
+    np.testing.assert_allclose(norm.mean.numpy(), X.mean(0), rtol=1e-5)
+    # one scale for every feature: the relative sizes of the features survive
+    np.testing.assert_allclose(norm.scale.numpy(), np.sqrt(np.mean(std**2)), rtol=1e-5)
+    off = TransferRegressor("linear", standardize_X=False).fit(X, y)
+    assert off.net_.module_.normalizer.mean.numel() == 0
+    # OLS does not care how the inputs are scaled
+    np.testing.assert_allclose(per.predict(X), glob.predict(X), rtol=1e-4, atol=1e-4)
+    # a transfer inherits the source's scaling
+    child = TransferRegressor(glob, l2sp=1.0).fit(X[:10], y[:10])
+    np.testing.assert_array_equal(
+        child.net_.module_.normalizer.scale.numpy(), norm.scale.numpy()
+    )
+    with pytest.raises(ValueError, match="standardize_X"):
+        TransferRegressor("linear", standardize_X="per_sample").fit(X, y)
