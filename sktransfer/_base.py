@@ -22,7 +22,11 @@ from sklearn.utils.validation import (
 )
 from skorch.callbacks import EarlyStopping
 
-from sktransfer._closed_form import linear_head_applicable, solve_linear_head
+from sktransfer._closed_form import (
+    AUTO_MAX_FEATURES,
+    linear_head_applicable,
+    solve_linear_head,
+)
 from sktransfer._net import TransferNet, ValidFraction
 from sktransfer._network import TransferNetwork
 from sktransfer.backbones import get_backbone_factory, load_weights
@@ -84,8 +88,9 @@ def _silent(*args, **kwargs):
     """A callback sink that discards messages (verbose=0)."""
 
 
-def _feature_stats(X, weight=None, chunk=4096):
-    """Per-feature (weighted) mean and standard deviation; constant -> scale 1.
+def _feature_stats(X, weight=None, chunk=4096, constant_scale=1.0):
+    """Per-feature (weighted) mean and standard deviation; constant -> scale
+    ``constant_scale`` (1; None keeps the raw value).
 
     Two passes over row chunks in float64: no temporary the size of ``X``.
     """
@@ -102,7 +107,8 @@ def _feature_stats(X, weight=None, chunk=4096):
         block = X[start : start + chunk].astype(np.float64) - mean
         acc += np.tensordot(w[start : start + chunk], block * block, axes=1)
     std = np.sqrt(acc / total)
-    std[~(std > 1e-12)] = 1.0
+    if constant_scale is not None:
+        std[~(std > 1e-12)] = constant_scale
     return mean.astype(np.float32), std.astype(np.float32)
 
 
@@ -408,10 +414,12 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
     def _x_stats(self, X, weight):
         """Input centre and scale: per feature, or one scale for all features
         (``standardize_X="global"``, which keeps a spectrum's shape)."""
-        mean, scale = _feature_stats(X, weight)
-        if self.standardize_X == "global":
-            scale = np.full_like(scale, np.sqrt(np.mean(np.square(scale))))
-        return mean, scale
+        if self.standardize_X != "global":
+            return _feature_stats(X, weight)
+        mean, std = _feature_stats(X, weight, constant_scale=None)
+        varying = std > 1e-12  # constant features must not set the scale
+        rms = np.sqrt(np.mean(np.square(std[varying]))) if varying.any() else 1.0
+        return mean, np.full_like(std, rms)
 
     @staticmethod
     def _scale_inplace(X, mean, scale):
@@ -448,6 +456,8 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         # loop's implicit regularisation avoids
         if any(True for _ in network.backbone.parameters()):
             return "gradient"
+        if network.n_features_out > AUTO_MAX_FEATURES:
+            return "gradient"  # a (d+1)^2 Gram matrix would not be cheap
         return "closed_form"
 
     def _finetune_settings(self):

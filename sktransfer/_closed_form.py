@@ -27,6 +27,13 @@ import torch
 
 _CHUNK = 4096
 _RCOND = 1e-10
+#: ``solver="auto"`` solves in closed form up to this many features (a float64
+#: Gram matrix of 134 MB and an eigendecomposition of seconds on a CPU)
+AUTO_MAX_FEATURES = 4096
+_TRAIN_DEPENDENT = (
+    torch.nn.modules.batchnorm._BatchNorm,
+    torch.nn.modules.dropout._DropoutNd,
+)
 
 
 def linear_head_applicable(network, strategy, adaptation):
@@ -42,11 +49,24 @@ def linear_head_applicable(network, strategy, adaptation):
     ]
     if extra:
         return f"extra trainable modules are attached: {extra}"
+    if not all(p.requires_grad for p in network.head.parameters()):
+        return "some head parameters are frozen (requires_grad=False)"
+    has_params = any(True for _ in network.backbone.parameters())
     trainable = any(p.requires_grad for p in network.backbone.parameters())
     if trainable and strategy != "linear_probe":
         return (
             f"the backbone has trainable parameters and finetune={strategy!r} "
             "trains them"
+        )
+    # the closed form uses eval-mode features; the gradient loop runs the
+    # backbone in train mode unless a linear probe freezes it
+    frozen_in_eval = strategy == "linear_probe" and has_params
+    if not frozen_in_eval and any(
+        isinstance(m, _TRAIN_DEPENDENT) for m in network.backbone.modules()
+    ):
+        return (
+            "the backbone has batch-norm or dropout layers, which act "
+            "differently in training"
         )
     return ""
 

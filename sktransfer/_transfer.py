@@ -81,8 +81,9 @@ class TransferRegressor(BaseTransferEstimator):
         descent from it), or the minimum-norm one for a new head. ``max_epochs``,
         ``batch_size``, ``lr``, ``optimizer``, ``early_stopping`` and
         ``precision`` (in training) do not apply. ``"auto"``: closed form for
-        a linear model (a backbone without parameters) when
-        ``early_stopping=False``, else gradient. A linear probe stays on the
+        a linear model (a backbone without parameters, batch-norm or dropout,
+        and at most 4096 features) when ``early_stopping=False``, else
+        gradient. A linear probe stays on the
         gradient solver under ``"auto"``: with more features than labelled
         rows its exact unpenalised optimum interpolates the rows (the demo's
         40-row probe: RMSE 81 against 6.1 for 100 epochs of AdamW), so ask

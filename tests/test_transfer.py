@@ -828,3 +828,100 @@ def test_standardize_X_modes():
     )
     with pytest.raises(ValueError, match="standardize_X"):
         TransferRegressor("linear", standardize_X="per_sample").fit(X, y)
+
+
+def _reference_head(F, Y, w, theta0, strength, anchored, bias=True):
+    """The regularised weighted normal equations, written out in numpy."""
+    A = np.c_[F, np.ones(len(F))] if bias else F
+    K = Y.shape[1]
+    a = K * strength / 2
+    G = A.T @ (w[:, None] * A) / w.sum()
+    c = A.T @ (w[:, None] * Y) / w.sum()
+    target = theta0 if anchored else 0 * theta0
+    return np.linalg.solve(G + a * np.eye(len(G)), c + a * target)
+
+
+def _head_theta(est):
+    head = est.net_.module_.head
+    W = head.weight.detach().numpy().astype(np.float64).T
+    if head.bias is None:
+        return W
+    return np.vstack([W, head.bias.detach().numpy().astype(np.float64)[None]])
+
+
+def test_closed_form_matches_the_normal_equations_uncentred_weighted_multioutput():
+    # raw inputs and targets (no centring): a penalised bias matters here
+    rng = np.random.RandomState(3)
+    X = rng.normal(size=(40, 3)) + 4.0
+    Y = np.c_[X @ [1.0, -2.0, 0.5] + 7.0, X[:, 0] - 3.0] + rng.normal(size=(40, 2))
+    w = rng.uniform(0.5, 2.0, size=40)
+    kw = dict(standardize_X=False, standardize_y=False)
+    est = TransferRegressor("linear", weight_decay=0.4, **kw).fit(X, Y, sample_weight=w)
+    theta = _reference_head(X, Y, w / w.mean(), np.zeros((4, 2)), 0.4, False)
+    np.testing.assert_allclose(_head_theta(est), theta, rtol=1e-4, atol=1e-5)
+    # transfer with L2-SP toward that head, two outputs, bias included
+    Xt, Yt = X[:8] + 1.0, Y[:8] * 1.5
+    child = TransferRegressor(est, l2sp=0.3, weight_decay=5.0).fit(Xt, Yt)
+    theta_c = _reference_head(Xt, Yt, np.ones(8), _head_theta(est), 0.3, True)
+    np.testing.assert_allclose(_head_theta(child), theta_c, rtol=1e-4, atol=1e-4)
+
+
+def test_closed_form_head_without_bias():
+    from sklearn.linear_model import LinearRegression
+
+    X, y = _linear_problem(n=50, n_features=4)
+    y = y + 3.0
+    head = torch.nn.Linear(4, 1, bias=False)
+    est = TransferRegressor(
+        "linear", head=head, standardize_X=False, standardize_y=False
+    ).fit(X, y)
+    assert est.solver_ == "closed_form"
+    ols = LinearRegression(fit_intercept=False).fit(X, y)
+    np.testing.assert_allclose(est.predict(X), ols.predict(X), rtol=1e-5, atol=1e-5)
+
+
+def test_auto_solver_keeps_gradient_where_the_closed_form_would_differ():
+    X, y = _linear_problem(n=60, n_features=5)
+    # no parameters, but batch-norm statistics that move in training
+    bn = torch.nn.Sequential(torch.nn.BatchNorm1d(5, affine=False))
+    est = TransferRegressor(bn, max_epochs=2).fit(X, y)
+    assert est.solver_ == "gradient"
+    assert est.net_.module_.backbone[0].running_mean.abs().sum() > 0
+    with pytest.raises(ValueError, match="batch-norm or dropout"):
+        TransferRegressor(bn, solver="closed_form").fit(X, y)
+    drop = torch.nn.Sequential(torch.nn.Dropout(0.5))
+    assert TransferRegressor(drop, max_epochs=2).fit(X, y).solver_ == "gradient"
+    # a frozen head parameter stays as it is
+    head = torch.nn.Linear(5, 1)
+    head.bias.requires_grad_(False)
+    bias = head.bias.detach().clone()
+    est = TransferRegressor("linear", head=head, max_epochs=2).fit(X, y + 5.0)
+    assert est.solver_ == "gradient"
+    assert torch.equal(est.net_.module_.head.bias.detach(), bias)
+    with pytest.raises(ValueError, match="frozen"):
+        TransferRegressor("linear", head=head, solver="closed_form").fit(X, y)
+
+
+def test_auto_solver_falls_back_to_gradient_for_very_wide_inputs(monkeypatch):
+    import sktransfer._base as base
+
+    X, y = _linear_problem(n=30, n_features=6)
+    monkeypatch.setattr(base, "AUTO_MAX_FEATURES", 5)
+    assert TransferRegressor("linear", max_epochs=2).fit(X, y).solver_ == "gradient"
+    est = TransferRegressor("linear", solver="closed_form").fit(X, y)
+    assert est.solver_ == "closed_form"
+
+
+def test_global_scale_ignores_constant_features():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(50, 20)) * 1e-3
+    X[:, 0] = 0.5  # a flat band
+    y = X[:, 1] * 1e3
+    est = TransferRegressor("linear", standardize_X="global").fit(X, y)
+    scale = est.net_.module_.normalizer.scale.numpy()
+    expected = np.sqrt(np.mean(X[:, 1:].std(0) ** 2))
+    np.testing.assert_allclose(scale, expected, rtol=1e-4)
+    const = TransferRegressor("linear", standardize_X="global").fit(
+        np.ones((10, 3)), np.arange(10.0)
+    )
+    np.testing.assert_array_equal(const.net_.module_.normalizer.scale.numpy(), 1.0)
