@@ -71,10 +71,11 @@ default="adabn"
 
         See :mod:`sktransfer.losses` for the formulas. The default, ``adabn``,
         was by far the best on the synthetic instrument shift and within
-        about 5 % of the best adaptation method on the covariate and concept
-        shifts, where no method beat ``source_only`` (``benchmarks/da_methods.py``,
-        docs/user_guide.md). No method is safe on every task (docs/benchmarks.md):
-        compare with ``source_only`` on your own split.
+        10 % of the best method on the covariate and concept shifts, where
+        no method beat ``source_only`` by more than 2 %
+        (``benchmarks/da_methods.py``, docs/user_guide.md). No method is safe
+        on every task (docs/benchmarks.md): compare with ``source_only`` on
+        your own split.
     da_weight : float or "auto", default="auto"
         Weight of the adaptation loss; ``"auto"`` takes a conservative
         per-method value from ``DEFAULT_DA_WEIGHTS``.
