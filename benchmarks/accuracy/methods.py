@@ -138,20 +138,20 @@ def linear_l2sp(ctx, X_lab, y_lab):
     return model.fit(X_lab, y_lab).predict(ctx.task.X_test)
 
 
-def _da(method):
+def _da(method, backbone="mlp"):
     def fit_predict(ctx, X_lab, y_lab):
         from sktransfer import DomainAdaptRegressor
 
         X, y, domain = _target_stack(ctx, X_lab, y_lab)
         model = DomainAdaptRegressor(
-            method=method, max_epochs=ctx.epochs, random_state=ctx.seed
+            backbone, method=method, max_epochs=ctx.epochs, random_state=ctx.seed
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model.fit(X, y, sample_domain=domain)
         return model.predict(ctx.task.X_test)
 
-    fit_predict.__name__ = f"da_{method}"
+    fit_predict.__name__ = f"da_{method}" + ("" if backbone == "mlp" else "_linear")
     return fit_predict
 
 
@@ -373,6 +373,8 @@ METHODS = [
     *[Method(f"TR {s}", "ours: transfer", "labelled", _finetune(s)) for s in FINETUNE],
     Method("TR linear+l2sp", "ours: transfer", "labelled", linear_l2sp),
     *[Method(f"DA {m}", "ours: DA", "all", _da(m)) for m in DA_METHODS],
+    # a linear model with per-domain standardisation, solved in closed form
+    Method("DA adabn linear", "ours: DA", "all", _da("adabn", "linear")),
     Method("skada DeepCoral", "peer", "zero", _skada("coral")),
     Method("skada DANN", "peer", "zero", _skada("dann")),
     Method("ADAPT DeepCORAL", "peer", "zero", _adapt_deep("coral")),

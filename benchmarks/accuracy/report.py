@@ -351,6 +351,12 @@ def make_report(csv_path, out_dir, meta):
             f"{meta.get('epochs')}; wall time: {meta.get('runtime_s', '?')} s.",
             "",
         ]
+        for run in meta.get("merged_runs", []):
+            head += [
+                f"Rows of {', '.join(run['methods'])} added by `{run['command']}` "
+                f"({run['runtime_s']} s), same tasks, seeds and splits.",
+                "",
+            ]
     head += [
         "Cells: target test RMSE, mean ± std over seeds (the seed draws the "
         "labelled target rows and the model initialisation). Bold: best in the "

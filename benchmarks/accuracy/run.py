@@ -25,6 +25,7 @@ import csv
 import json
 import os
 import platform
+import shlex
 import sys
 import time
 import traceback
@@ -209,6 +210,24 @@ def write_csv(rows, path):
         writer.writerows(rows)
 
 
+def _merge(csv_path, meta_path, new_rows, new_meta):
+    """Existing rows of other methods + the new rows; the run is logged in meta."""
+    with open(csv_path, newline="") as fh:
+        old_rows = list(csv.DictReader(fh))
+    replaced = set(new_meta["methods"])
+    tasks = set(new_meta["tasks"])
+    rows = [
+        r for r in old_rows if not (r["method"] in replaced and r["task"] in tasks)
+    ] + new_rows
+    meta = json.loads(meta_path.read_text())
+    meta.setdefault("merged_runs", []).append(
+        {k: new_meta[k] for k in ("command", "methods", "tasks", "runtime_s")}
+    )
+    known = set(meta["methods"]) | replaced
+    meta["methods"] = [m for m in M.METHOD_NAMES if m in known]
+    return rows, meta
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -226,6 +245,12 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1, help="torch threads each")
     parser.add_argument(
         "--report-only", action="store_true", help="rebuild results.md/plots from CSV"
+    )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="add the rows of --methods to the existing results.csv (replacing "
+        "those methods' rows) instead of starting a new table",
     )
     args = parser.parse_args(argv)
     out = Path(args.out)
@@ -263,7 +288,7 @@ def main(argv=None):
         key=lambda u: -COST.get(families[u[0]], 1),
     )
     meta = {
-        "command": "python " + " ".join([os.path.relpath(__file__), *sys.argv[1:]])
+        "command": "python " + shlex.join([os.path.relpath(__file__), *sys.argv[1:]])
         if argv is None
         else "run.main(" + repr(argv) + ")",
         "machine": _machine(),
@@ -311,13 +336,15 @@ def main(argv=None):
                 f"{len(got)} rows, {failed} failed",
                 flush=True,
             )
-    meta["runtime_s"] = round(time.perf_counter() - start, 1)
+    meta["runtime_s"] = elapsed = round(time.perf_counter() - start, 1)
+    if args.merge:
+        rows, meta = _merge(csv_path, out / "meta.json", rows, meta)
     write_csv(rows, csv_path)
     partial.unlink(missing_ok=True)
     (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     report.make_report(csv_path, out, meta)
     print(
-        f"done in {meta['runtime_s']:.0f} s; wrote {csv_path} and results.md",
+        f"done in {elapsed:.0f} s; wrote {csv_path} and results.md",
         flush=True,
     )
 
