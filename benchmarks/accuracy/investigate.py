@@ -29,6 +29,9 @@ reports the target test RMSE, mean ± std over seeds.
 - H: spectra: ``standardize_X`` per feature (default), ``"global"`` (one scale
   for all wavelengths) and off, for the source model, fine-tuning on 10
   labels, and ``adabn`` without labels.
+- I: ``DomainAdaptRegressor("linear", method="adabn")`` on corn with 0, 10 and
+  60 labelled target rows, and a small ridge (``weight_decay``): why it gets
+  worse with labels.
 """
 
 import argparse
@@ -438,6 +441,32 @@ def exp_h(seeds):
     )
 
 
+# --------------------------------------------- I: linear adabn with labels
+def exp_i(seeds):
+    rows = []
+    task = T.task_builders()["corn-oil m5->mp5"]()
+    n_pool = len(task.y_pool)
+    X = np.vstack([task.X_source, task.X_pool])
+    domain = np.r_[np.zeros(len(task.y_source)), -np.ones(n_pool)].astype(int)
+    for n in (0, 10, 60):
+        for wd in (0.0, 1e-4, 1e-3, 1e-2):
+            res = []
+            for s in seeds:
+                y_pool = np.full(n_pool, np.nan)
+                _, y_lab, idx = labelled(task, s, n)
+                y_pool[idx] = y_lab
+                y = np.concatenate([task.y_source, y_pool])
+                m = DomainAdaptRegressor("linear", method="adabn", weight_decay=wd)
+                res.append(rmse(m.fit(X, y, sample_domain=domain), task))
+            rows.append([n, wd, stat(res)])
+    return table(
+        "I. corn m5->mp5: DomainAdaptRegressor('linear', method='adabn') with "
+        "labelled target rows",
+        ["target labels", "weight_decay", "RMSE"],
+        rows,
+    )
+
+
 EXPERIMENTS = {
     "A": exp_a,
     "B": exp_b,
@@ -447,6 +476,7 @@ EXPERIMENTS = {
     "F": exp_f,
     "G": exp_g,
     "H": exp_h,
+    "I": exp_i,
 }
 
 
