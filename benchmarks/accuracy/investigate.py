@@ -32,6 +32,9 @@ reports the target test RMSE, mean ± std over seeds.
 - I: ``DomainAdaptRegressor("linear", method="adabn")`` on corn with 0, 10 and
   60 labelled target rows, and a small ridge (``weight_decay``): why it gets
   worse with labels.
+- J: the demo's linear probe (Chicago -> Beijing, 40 labels, MLP 64-64 source,
+  100 epochs): AdamW against the exact closed-form probe, with and without
+  ``l2sp`` -- why ``solver="auto"`` leaves linear probes to the optimizer.
 """
 
 import argparse
@@ -467,6 +470,36 @@ def exp_i(seeds):
     )
 
 
+# ------------------------------------------- J: closed-form linear probe
+def exp_j(seeds):
+    from sktransfer.datasets import load_weather
+
+    Xs, ys = load_weather("Chicago", "avg_temp")
+    Xt, yt = load_weather("Beijing", "avg_temp")
+    X_lab, y_lab, X_test, y_test = Xt[:40], yt[:40], Xt[365:], yt[365:]
+    configs = {
+        "AdamW, 100 epochs (solver='auto')": dict(),
+        "closed form, l2sp=0": dict(solver="closed_form"),
+        "closed form, l2sp=0.1": dict(solver="closed_form", l2sp=0.1),
+        "closed form, l2sp=1": dict(solver="closed_form", l2sp=1.0),
+    }
+    res = {k: [] for k in configs}
+    for s in seeds:
+        kw = dict(backbone_params={"hidden_sizes": (64, 64)}, random_state=s)
+        src = TransferRegressor(max_epochs=100, **kw).fit(Xs, ys)
+        for label, extra in configs.items():
+            probe = TransferRegressor(
+                src, finetune="linear_probe", max_epochs=100, random_state=s, **extra
+            ).fit(X_lab, y_lab)
+            pred = probe.predict(X_test)
+            res[label].append(float(np.sqrt(np.mean((pred - y_test) ** 2))))
+    return table(
+        "J. the demo's linear probe: Chicago -> Beijing, 40 labels, MLP 64-64",
+        ["probe", "RMSE on Beijing's second year"],
+        [[k, stat(v)] for k, v in res.items()],
+    )
+
+
 EXPERIMENTS = {
     "A": exp_a,
     "B": exp_b,
@@ -477,6 +510,7 @@ EXPERIMENTS = {
     "G": exp_g,
     "H": exp_h,
     "I": exp_i,
+    "J": exp_j,
 }
 
 
