@@ -325,6 +325,47 @@ def adapt_regular_lr(ctx, X_lab, y_lab):
     return np.asarray(model.predict(scaler.transform(t.X_test))).ravel() * sd + mu
 
 
+def _adapt_weighting(kind):
+    """ADAPT's instance weighting (KMM, KLIEP) with a Ridge, 0 labels."""
+
+    def fit_predict(ctx, X_lab, y_lab):
+        from adapt.instance_based import KLIEP, KMM
+        from sklearn.linear_model import Ridge
+
+        # float64: KMM's QP solver (cvxopt) rejects float32 buffers
+        Xs, ys, Xt, Xte, mu, sd = _scaled_da_data(ctx)
+        Xs, ys, Xt, Xte = (a.astype(np.float64) for a in (Xs, ys, Xt, Xte))
+        cls = KMM if kind == "kmm" else KLIEP
+        model = cls(Ridge(), Xt=Xt, random_state=ctx.seed, verbose=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(Xs, ys)
+        return np.asarray(model.predict(Xte), dtype=float).ravel() * sd + mu
+
+    fit_predict.__name__ = f"adapt_{kind}"
+    return fit_predict
+
+
+def adapt_tradaboost(ctx, X_lab, y_lab):
+    """ADAPT's TrAdaBoostR2 (10 boosted Ridges) on source + labelled target."""
+    from adapt.instance_based import TrAdaBoostR2
+    from sklearn.linear_model import Ridge
+
+    t = ctx.task
+    scaler, mu, sd = _source_scaling(ctx)
+    model = TrAdaBoostR2(
+        Ridge(),
+        Xt=scaler.transform(X_lab),
+        yt=(y_lab - mu) / sd,
+        random_state=ctx.seed,
+        verbose=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(scaler.transform(t.X_source), (t.y_source - mu) / sd)
+    return np.asarray(model.predict(scaler.transform(t.X_test))).ravel() * sd + mu
+
+
 def adapt_regular_nn(ctx, X_lab, y_lab):
     _tf()
     from adapt.parameter_based import RegularTransferNN
@@ -379,6 +420,9 @@ METHODS = [
     Method("skada DANN", "peer", "zero", _skada("dann")),
     Method("ADAPT DeepCORAL", "peer", "zero", _adapt_deep("coral")),
     Method("ADAPT DANN", "peer", "zero", _adapt_deep("dann")),
+    Method("ADAPT KMM", "peer", "zero", _adapt_weighting("kmm")),
+    Method("ADAPT KLIEP", "peer", "zero", _adapt_weighting("kliep")),
+    Method("ADAPT TrAdaBoostR2", "peer", "labelled", adapt_tradaboost),
     Method("ADAPT RegularTransferLR", "peer", "labelled", adapt_regular_lr),
     Method("ADAPT RegularTransferNN", "peer", "labelled", adapt_regular_nn),
 ]
