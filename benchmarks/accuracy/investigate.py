@@ -67,6 +67,13 @@ def labelled(task, seed, n):
     return task.X_pool[idx], task.y_pool[idx], idx
 
 
+def unlabelled_target_stack(task):
+    """Source rows (labelled) + unlabelled target rows (NaN y), for DA fits."""
+    X = np.vstack([task.X_source, task.X_target_unlabelled])
+    y = np.concatenate([task.y_source, np.full(len(task.X_target_unlabelled), np.nan)])
+    return X, y
+
+
 def stat(values):
     v = np.asarray(values, dtype=float)
     return f"{v.mean():.4g} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.2g}"
@@ -257,10 +264,7 @@ def exp_d(seeds):
     rows = []
     for name in ("fermentation-glucose lab->online", "weather-temp Chicago->Beijing"):
         task = T.task_builders()[name]()
-        X = np.vstack([task.X_source, task.X_target_unlabelled])
-        y = np.concatenate(
-            [task.y_source, np.full(len(task.X_target_unlabelled), np.nan)]
-        )
+        X, y = unlabelled_target_stack(task)
         for method in ("source_only", "adabn", "coral"):
             res, secs, steps = [], [], 0
             for s in seeds:
@@ -309,10 +313,7 @@ def exp_e(seeds):
         "synthetic-instrument",
     ):
         task = T.task_builders()[name]()
-        X = np.vstack([task.X_source, task.X_target_unlabelled])
-        y = np.concatenate(
-            [task.y_source, np.full(len(task.X_target_unlabelled), np.nan)]
-        )
+        X, y = unlabelled_target_stack(task)
         for method in ("coral", "mmd", "dann"):
             for w in ("auto", 0.0, "auto/10", "auto*10"):
                 from sktransfer._domain_adapt import DEFAULT_DA_WEIGHTS
@@ -417,10 +418,7 @@ def exp_h(seeds):
         "fermentation-glucose lab->online",
     ):
         task = T.task_builders()[name]()
-        X_da = np.vstack([task.X_source, task.X_target_unlabelled])
-        y_da = np.concatenate(
-            [task.y_source, np.full(len(task.X_target_unlabelled), np.nan)]
-        )
+        X_da, y_da = unlabelled_target_stack(task)
         for mode in (True, "global", False):
             src_r, ft_r, da_r = [], [], []
             for s in seeds:
