@@ -36,31 +36,30 @@ _TRAIN_DEPENDENT = (
 )
 
 
-def linear_head_applicable(network, strategy, adaptation):
-    """'' when the closed form is exact for this set-up, else the reason it is not."""
-    if adaptation is not None:
+def linear_head_applicable(network, *, frozen_backbone, feature_loss):
+    """'' when the closed form is exact for this set-up, else the reason it is not.
+
+    Parameters
+    ----------
+    network : TransferNetwork
+    frozen_backbone : bool
+        The fine-tuning strategy keeps the backbone frozen (a linear probe).
+    feature_loss : bool
+        A loss on the features (domain adaptation) is trained too.
+    """
+    if feature_loss:
         return "an adaptation loss is trained (method uses a divergence)"
     if type(network.head) is not torch.nn.Linear:
         return f"the head is a {type(network.head).__name__}, not a torch.nn.Linear"
-    extra = [
-        n
-        for n, _ in network.named_children()
-        if n not in ("normalizer", "backbone", "head")
-    ]
-    if extra:
-        return f"extra trainable modules are attached: {extra}"
     if not all(p.requires_grad for p in network.head.parameters()):
         return "some head parameters are frozen (requires_grad=False)"
     has_params = any(True for _ in network.backbone.parameters())
     trainable = any(p.requires_grad for p in network.backbone.parameters())
-    if trainable and strategy != "linear_probe":
-        return (
-            f"the backbone has trainable parameters and finetune={strategy!r} "
-            "trains them"
-        )
+    if trainable and not frozen_backbone:
+        return "the backbone has trainable parameters and the strategy trains them"
     # the closed form uses eval-mode features; the gradient loop runs the
     # backbone in train mode unless a linear probe freezes it
-    frozen_in_eval = strategy == "linear_probe" and has_params
+    frozen_in_eval = frozen_backbone and has_params
     if not frozen_in_eval and any(
         isinstance(m, _TRAIN_DEPENDENT) for m in network.backbone.modules()
     ):

@@ -1,42 +1,26 @@
-"""DomainAdaptRegressor: unsupervised and semi-supervised domain adaptation."""
+"""DomainAdaptRegressor: unsupervised and semi-supervised domain adaptation.
+
+What adaptation adds to the shared base: the domains of the rows
+(``sample_domain``), the semi-supervised weighting of labelled target rows,
+per-domain scaling, and the adaptation plan from the method registry
+(:mod:`sktransfer.adaptation`).
+"""
 
 from numbers import Real
 
-import numpy as np
 import torch
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
-from torch.nn.modules.batchnorm import _BatchNorm
 
-from sktransfer._base import BaseTransferEstimator
-from sktransfer.callbacks import DAWeightSchedule
-from sktransfer.losses import DIVERGENCES, DomainDiscriminator, dann_loss
-
-METHODS = ("source_only", "adabn", "dann", "coral", "mmd", "rsd", "daregram")
-
-#: Adaptation-loss weights used by ``da_weight="auto"``: conservative values
-#: on the scale of each loss ("do no harm" first; see docs/benchmarks.md).
-DEFAULT_DA_WEIGHTS = {
-    "dann": 0.3,
-    "coral": 10.0,
-    "mmd": 0.1,
-    "rsd": 0.1,
-    "daregram": 10.0,
-}
+from sktransfer._base import BaseTransferEstimator, TrainingPlan
+from sktransfer._docs import fill_doc
+from sktransfer._warnings import warn
+from sktransfer.adaptation import get_method, reestimate_batch_norm
+from sktransfer.data import loss_weights
+from sktransfer.finetuning import parameter_groups
 
 
-class _Divergence:
-    """Picklable adaptation loss: a divergence between feature batches."""
-
-    def __init__(self, method):
-        self.method = method
-
-    def __call__(self, features_source, features_target, module):
-        if self.method == "dann":
-            return dann_loss(features_source, features_target, module.discriminator)
-        return DIVERGENCES[self.method](features_source, features_target)
-
-
+@fill_doc
 class DomainAdaptRegressor(BaseTransferEstimator):
     """Domain adaptation for regression: source labels, few or no target labels.
 
@@ -49,36 +33,42 @@ class DomainAdaptRegressor(BaseTransferEstimator):
     Rows follow skada's convention: ``sample_domain >= 0`` marks source rows
     (several source domains allowed), ``< 0`` target rows; without
     ``sample_domain``, rows whose ``y`` is NaN are target rows. Target rows with
-    a finite ``y`` join the supervised loss (semi-supervised adaptation).
+    a finite ``y`` join the supervised loss (semi-supervised adaptation), where
+    together they weigh as much as all source rows.
+
+    With an adaptation loss each training step takes ``batch_size`` source rows
+    and ``min(batch_size, n_target)`` target rows, and an epoch is one pass over
+    the source rows. Methods without one (``source_only``, ``adabn``) iterate
+    over the labelled rows only, so an epoch is again one pass over the source
+    rows (plus any labelled target rows). Early stopping holds out labelled
+    rows.
 
     Parameters
     ----------
-    backbone, backbone_params, weights, head, input_shape, standardize_X
-        As in :class:`TransferRegressor`; ``backbone`` may be a fitted
-        :class:`TransferRegressor` trained on the source.
-    method : {"source_only", "adabn", "dann", "coral", "mmd", "rsd", "daregram"}, \
-default="adabn"
+    %(backbone)s
+    %(backbone_params)s
+    %(weights)s
+    %(head)s
+    %(input_shape)s
+    %(standardize_X)s
+    method : str, default="adabn"
+        A registered adaptation method (:mod:`sktransfer.adaptation`):
+
         - ``"source_only"``: no adaptation loss (the baseline to beat).
-        - ``"adabn"``: per-domain normalisation (Li et al., "Revisiting Batch
-          Normalization for Practical Domain Adaptation", 2016): each domain's
-          inputs are standardised with that domain's statistics, and batch-norm
-          statistics are re-estimated on the target after training.
+        - ``"adabn"``: per-domain normalisation (Li et al., 2016): each
+          domain's inputs are standardised with that domain's statistics, and
+          batch-norm statistics are re-estimated on the target after training.
         - ``"dann"``: domain-adversarial training (Ganin et al., JMLR 2016).
         - ``"coral"``: Deep CORAL (Sun & Saenko, 2016).
         - ``"mmd"``: multi-kernel MMD (DAN, Long et al., ICML 2015).
         - ``"rsd"``: Representation Subspace Distance (Chen et al., ICML 2021).
         - ``"daregram"``: DARE-GRAM (Nejjar et al., WACV 2024).
 
-        See :mod:`sktransfer.losses` for the formulas. The default, ``adabn``,
-        was by far the best on the synthetic instrument shift and within
-        10 % of the best method on the covariate and concept shifts, where
-        no method beat ``source_only`` by more than 2 %
-        (``benchmarks/da_methods.py``, docs/user_guide.md). No method is safe
-        on every task (docs/benchmarks.md): compare with ``source_only`` on
-        your own split.
+        No method is safe on every task: compare with ``source_only`` on your
+        own split (docs/benchmarks.md).
     da_weight : float or "auto", default="auto"
-        Weight of the adaptation loss; ``"auto"`` takes a conservative
-        per-method value from ``DEFAULT_DA_WEIGHTS``.
+        Weight of the adaptation loss; ``"auto"`` takes the method's
+        conservative ``default_weight``.
     da_ramp : {"dann", "linear", "constant"}, default="dann"
         Schedule multiplying ``da_weight`` over the epochs: DANN's
         ``2 / (1 + exp(-10 p)) - 1``, a linear ramp, or constant.
@@ -86,31 +76,32 @@ default="adabn"
         Standardise each domain's inputs with its own statistics under any
         method (``method="adabn"`` implies it). Prediction uses the target
         statistics.
-    max_epochs, batch_size, lr, weight_decay, optimizer, solver, early_stopping,
-    validation_fraction, n_iter_no_change, standardize_y, random_state, device,
-    precision, verbose
-        As in :class:`TransferRegressor`. With a divergence method each
-        training step takes ``batch_size`` source rows and
-        ``min(batch_size, n_target)`` target rows; an epoch is one pass over the
-        source rows. ``source_only`` and ``adabn`` have no loss on the
-        unlabelled rows and iterate over the labelled rows only, so an epoch is
-        again one pass over the source rows (plus any labelled target rows).
-        Early stopping holds out labelled rows. ``solver="auto"`` solves a
-        linear model (``backbone="linear"``) in closed form under
-        ``source_only`` and ``adabn``.
+    %(max_epochs)s
+    %(batch_size)s
+    %(lr)s
+    %(weight_decay)s
+    %(optimizer)s
+    %(solver)s
+    %(early_stopping)s
+    %(validation_fraction)s
+    %(n_iter_no_change)s
+    %(standardize_y)s
+    %(random_state)s
+    %(device)s
+    %(precision)s
+    %(verbose)s
 
     Attributes
     ----------
-    net_, history_, n_iter_, n_features_in_, feature_names_in_, n_outputs_,
-    y_mean_, y_scale_
-        As in :class:`TransferRegressor`. ``history_`` also records
-        ``train_task_loss``, ``train_da_loss`` and ``da_scale`` per epoch.
-    solver_ : {"gradient", "closed_form"}
-        The solver used.
+    %(attributes)s
     da_weight_ : float
         The adaptation weight used.
     domain_stats_ : dict of int -> (mean, scale) or None
         Per-domain input statistics when per-domain normalisation is on.
+
+    See Also
+    --------
+    TransferRegressor : fine-tuning with target labels.
 
     Examples
     --------
@@ -126,10 +117,11 @@ default="adabn"
     """
 
     __metadata_request__fit = {"sample_domain": True}
+    _allow_unlabelled = True
 
     _parameter_constraints: dict = {
         **BaseTransferEstimator._parameter_constraints,
-        "method": [StrOptions(set(METHODS))],
+        "method": [str],
         "da_weight": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "da_ramp": [StrOptions({"dann", "linear", "constant"})],
         "domain_norm": ["boolean"],
@@ -190,94 +182,76 @@ default="adabn"
         self.da_ramp = da_ramp
         self.domain_norm = domain_norm
 
-    # ----------------------------------------------------------------- hooks
-    def _per_domain(self):
-        return self.domain_norm or self.method == "adabn"
+    def _check_params(self):
+        super()._check_params()
+        get_method(self.method)
 
-    def _input_statistics(self, X, masks, source, weight, fitted):
-        fitted["domain_stats_"] = None
-        if not self._per_domain() or masks.n_target == 0:
-            return super()._input_statistics(X, masks, source, weight, fitted)
-        stats = {}
-        for dom in np.unique(masks.domain):
-            rows = masks.domain == dom
-            mean, scale = self._x_stats(
-                X[rows], None if weight is None else weight[rows]
-            )
-            X[rows] = (X[rows] - mean) / scale
-            stats[int(dom)] = (mean, scale)
-        fitted["domain_stats_"] = stats
-        # predict() sees target data: it uses the target statistics (with
-        # several target domains, those of the domain numbered closest to 0)
-        mean, scale = stats[max(d for d in stats if d < 0)]
-        return X, mean, scale
+    def _loss_weights(self, masks, sample_weight):
+        # semi-supervised: the labelled target rows weigh as much in total as
+        # all source rows (as in "S+T" training)
+        return loss_weights(masks, sample_weight, balance_target=True)
 
-    def _adaptation(self, network, masks, fitted):
-        weight = (
-            DEFAULT_DA_WEIGHTS.get(self.method, 0.0)
-            if self.da_weight == "auto"
-            else float(self.da_weight)
+    def _per_domain(self, masks):
+        per_domain = self.domain_norm or get_method(self.method).per_domain_scaling
+        return per_domain and masks.n_target > 0
+
+    def _make_scaling(self, origin, masks, per_domain=False):
+        return super()._make_scaling(origin, masks, per_domain=self._per_domain(masks))
+
+    def _plan(self, network, origin, masks):
+        """The adaptation plan: the method's loss, modules, callbacks, batching."""
+        method = get_method(self.method)
+        groups, _ = parameter_groups(
+            network, lr=self.lr, weight_decay=self.weight_decay
         )
-        fitted["da_weight_"] = weight
+        weight = method.default_weight if self.da_weight == "auto" else self.da_weight
+        plan = TrainingPlan(param_groups=groups, da_weight=float(weight))
         if masks.n_target == 0:
             if self.method != "source_only":
-                self._warn(
+                warn(
                     f"No target rows (sample_domain < 0 or NaN y) were given: "
                     f"method={self.method!r} cannot adapt, so the model is trained "
                     "on the source rows alone."
                 )
-            return None, [], 0.0
-        if self.method in ("source_only", "adabn"):
-            return None, [], 0.0
-        if self.method == "dann":
-            network.discriminator = DomainDiscriminator(network.n_features_out)
-        schedule = DAWeightSchedule(self.da_ramp, self.max_epochs)
-        return _Divergence(self.method), [("da_schedule", schedule)], weight
+            return plan
+        if method.has_loss:
+            plan.adaptation = method
+            plan.callbacks = method.callbacks(
+                da_ramp=self.da_ramp, max_epochs=self.max_epochs
+            )
+        if self._per_domain(masks):
+            plan.after_training = _reestimate_on_target
+        return plan
 
-    def _after_training(self, network, data, masks):
-        if hasattr(network, "discriminator"):
-            del network.discriminator  # training-only; predict never needs it
-        if not self._per_domain() or masks.n_target == 0:
-            return
-        bns = [m for m in network.modules() if isinstance(m, _BatchNorm)]
-        if not bns:
-            return
-        # AdaBN: re-estimate batch-norm statistics on the target rows
-        saved = [(m.momentum, m.training) for m in bns]
-        for m in bns:
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average
-            m.train()
-        target_rows = torch.nonzero(data.is_target).flatten()
-        with torch.no_grad():
-            for start in range(0, target_rows.numel(), 1024):
-                idx = target_rows[start : start + 1024]
-                if idx.numel() > 1:
-                    network.features(data.X[idx])
-        for m, (momentum, training) in zip(bns, saved):
-            m.momentum = momentum
-            m.train(training)
+    def _publish(self, fit):
+        super()._publish(fit)
+        self.da_weight_ = fit.plan.da_weight
+        self.domain_stats_ = fit.scaling.domain_stats_
 
-    # ------------------------------------------------------------------- fit
+    @fill_doc
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_domain=None, sample_weight=None):
         """Fit with source rows and (unlabelled or labelled) target rows.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+        %(X)s
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-            NaN marks an unlabelled (target) row.
+            Targets; NaN marks an unlabelled (target) row.
         sample_domain : array-like of int, shape (n_samples,), default=None
             ``>= 0`` source rows, ``< 0`` target rows. None: NaN ``y`` marks
             the target rows.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Weights of the supervised loss.
+        %(sample_weight)s
 
         Returns
         -------
         self : DomainAdaptRegressor
+            The fitted estimator.
         """
-        return self._fit(
-            X, y, sample_weight=sample_weight, sample_domain=sample_domain, adapt=True
-        )
+        return self._fit(X, y, sample_weight=sample_weight, sample_domain=sample_domain)
+
+
+def _reestimate_on_target(network, dataset):
+    """AdaBN after training: batch-norm statistics from the target rows."""
+    rows = torch.nonzero(dataset.is_target).flatten()
+    reestimate_batch_norm(network, dataset.X[rows])

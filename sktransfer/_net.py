@@ -1,64 +1,57 @@
 """The skorch net the estimators build inside ``fit`` (kept as ``net_``).
 
-It overrides skorch hooks only (``get_iterator``, ``infer``, ``get_loss``,
-``initialize_optimizer``, ``get_default_callbacks``, ``_set_training``); the
-training loop is skorch's own.
+It overrides skorch hooks only (``initialize_module``, ``initialize_optimizer``,
+``get_iterator``, ``infer``, ``get_loss``, ``get_default_callbacks``,
+``_set_training``, and the fp16 train step); the training loop is skorch's own.
+Its parameters are plain data (parameter names, seeds, the adaptation method
+object), so ``net_`` describes how it was trained and pickles.
 """
 
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog, ProgressBar
 
-from sktransfer.data import BalancedIterator, BatchIterator, TensorData
+from sktransfer._batches import BalancedIterator, BatchIterator, TensorData
+from sktransfer._callbacks import SolverLog
+from sktransfer._closed_form import solve_linear_head
+from sktransfer._device import autocast
 from sktransfer.finetuning import l2sp_penalty
-
-
-class ValidFraction:
-    """skorch ``train_split``: hold out a fraction of the labelled rows.
-
-    Splits a :class:`~sktransfer.data.TensorData` into index views (no copy).
-    """
-
-    def __init__(self, fraction, seed):
-        self.fraction = fraction
-        self.seed = seed
-
-    def __call__(self, dataset, y=None, **fit_params):
-        from sktransfer.data import validation_split
-
-        gen = torch.Generator().manual_seed(self.seed)
-        eligible = None
-        if dataset.weight is not None:
-            eligible = (dataset.weight[dataset.row_indices()] > 0).cpu().numpy()
-        return validation_split(dataset, self.fraction, gen, eligible)
 
 
 class TransferNet(NeuralNet):
     """skorch ``NeuralNet`` specialised for in-memory regression transfer.
 
-    Extra parameters
-    ----------------
-    param_groups : list of dict
-        Optimizer parameter groups (from :mod:`sktransfer.finetuning`).
-    generator : torch.Generator
-        Drives batch shuffling.
-    balanced : bool
-        Use source/target balanced batches for training.
-    anchors, l2sp :
-        L2-SP anchors ``[(param, pretrained value)]`` and strength.
-    adaptation : callable or None
-        ``adaptation(features_source, features_target, module) -> loss``.
-    da_weight : float
-        Weight of the adaptation loss (times ``da_scale_``, set by a schedule).
+    Parameters
+    ----------
+    *args, **kwargs
+        As for ``skorch.NeuralNet``; ``module`` is a ``TransferNetwork``.
+    param_groups : list of dict or None, default=None
+        Optimizer parameter groups ``{"params": [names], "lr", "weight_decay"}``
+        with names from ``module.named_parameters()``; None: one group.
+    shuffle_seed : int, default=0
+        Seeds the generator that orders the mini-batches.
+    balanced : bool, default=False
+        Train on source/target balanced batches.
+    anchored : list of str, default=()
+        Parameters pulled toward their values at the start of training by
+        ``l2sp / 2 * ||w - w0||^2``.
+    l2sp : float, default=0.0
+    adaptation : AdaptationMethod or None, default=None
+        Its loss between source and target features is added, weighted by
+        ``da_weight`` times ``da_scale_`` (set by a schedule callback); its
+        extra modules become modules of this net (``<name>_``) and train with
+        the head's learning rate and weight decay.
+    da_weight : float, default=0.0
+    precision : {"fp32", "bf16", "fp16"}, default="fp32"
     """
 
     def __init__(
         self,
         *args,
         param_groups=None,
-        generator=None,
+        shuffle_seed=0,
         balanced=False,
-        anchors=(),
+        anchored=(),
         l2sp=0.0,
         adaptation=None,
         da_weight=0.0,
@@ -66,16 +59,16 @@ class TransferNet(NeuralNet):
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
-        self.precision = precision
         self.param_groups = param_groups
-        self.generator = generator
+        self.shuffle_seed = shuffle_seed
         self.balanced = balanced
-        self.anchors = anchors
+        self.anchored = anchored
         self.l2sp = l2sp
         self.adaptation = adaptation
         self.da_weight = da_weight
+        self.precision = precision
 
-    # --- skorch hooks -------------------------------------------------------
+    # --- initialisation ------------------------------------------------------
     def get_default_callbacks(self):
         callbacks = [
             ("epoch_timer", EpochTimer()),
@@ -85,44 +78,76 @@ class TransferNet(NeuralNet):
         if self.verbose:
             callbacks.append(("progress_bar", ProgressBar()))
             callbacks.append(("print_log", PrintLog()))
+            callbacks.append(("solver_log", SolverLog()))
         return callbacks
 
     def initialize(self):
         self.frozen_modules_ = []
+        self.generator_ = torch.Generator().manual_seed(self.shuffle_seed)
         if self.precision == "fp16":
             self.grad_scaler_ = torch.amp.GradScaler(torch.device(self.device).type)
         self.da_scale_ = 1.0
         self.loss_terms_ = None
-        return super().initialize()
+        super().initialize()
+        params = dict(self.module_.named_parameters())
+        self.anchors_ = [(params[n], params[n].detach().clone()) for n in self.anchored]
+        return self
+
+    def initialize_module(self):
+        super().initialize_module()
+        if self.adaptation is not None:
+            for name, module in self.adaptation.modules(
+                self.module_.n_features
+            ).items():
+                setattr(self, name + "_", module)  # a skorch custom module
+        return self
+
+    @property
+    def adaptation_modules(self):
+        """The adaptation method's modules, by name (as they train)."""
+        return {
+            name: getattr(self, name + "_")
+            for name in self._modules
+            if name != "module"
+        }
 
     def initialize_optimizer(self, triggered_directly=None):
         kwargs = self.get_params_for("optimizer")
-        groups = self.param_groups
-        if groups is None:
-            groups = [{"params": list(self.module_.parameters())}]
+        params = dict(self.module_.named_parameters())
+        if self.param_groups is None:
+            groups = [{"params": list(params.values())}]
+        else:
+            groups = [
+                {**g, "params": [params[n] for n in g["params"]]}
+                for g in self.param_groups
+            ]
+        extra = [p for m in self.adaptation_modules.values() for p in m.parameters()]
+        if extra:
+            head = next(iter(self.module_.head.parameters()), None)
+            like = next((g for g in groups if any(p is head for p in g["params"])), {})
+            groups.append(
+                {"params": extra}
+                | {k: like[k] for k in ("lr", "weight_decay") if k in like}
+            )
         kwargs.setdefault("lr", self.lr)
         self.optimizer_ = self.optimizer(groups, **kwargs)
         return self
 
+    # --- training ------------------------------------------------------------
     def get_iterator(self, dataset, training=False):
         if not isinstance(dataset, TensorData):
             return super().get_iterator(dataset, training=training)
         if training and self.balanced:
-            return BalancedIterator(dataset, self.batch_size, self.generator)
+            return BalancedIterator(dataset, self.batch_size, self.generator_)
         return BatchIterator(
-            dataset, self.batch_size, shuffle=training, generator=self.generator
+            dataset, self.batch_size, shuffle=training, generator=self.generator_
         )
 
     def infer(self, x, **fit_params):
-        with self._autocast():
+        with autocast(self.device, self.precision):
             if self.adaptation is not None:
                 return self.module_.forward_with_features(x)
             return self.module_(x)
-
-    def _autocast(self):
-        from sktransfer._base import _autocast
-
-        return _autocast(self.device, self.precision)
 
     def train_step_single(self, batch, **fit_params):
         if self.precision != "fp16":
@@ -145,12 +170,17 @@ class TransferNet(NeuralNet):
         return step
 
     def _set_training(self, training=True):
-        self.module_.train(training)
+        for name in self._modules:
+            getattr(self, name + "_").train(training)
         if training:
             for module in self.frozen_modules_:
                 module.eval()
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
+        """Weighted squared error, plus L2-SP and the adaptation loss in training.
+
+        ``y_true`` is a :class:`~sktransfer._batches.Target`.
+        """
         y, w, n_source = y_true
         features = None
         if isinstance(y_pred, tuple):
@@ -168,8 +198,8 @@ class TransferNet(NeuralNet):
             return task
         loss = task
         terms = None
-        if self.l2sp and self.anchors:
-            penalty = 0.5 * self.l2sp * l2sp_penalty(self.anchors)
+        if self.l2sp and self.anchors_:
+            penalty = 0.5 * self.l2sp * l2sp_penalty(self.anchors_)
             loss = loss + penalty
             terms = {"task_loss": task, "l2sp_penalty": penalty}
         if (
@@ -177,7 +207,9 @@ class TransferNet(NeuralNet):
             and n_source is not None
             and 0 < n_source < features.shape[0]
         ):
-            da = self.adaptation(features[:n_source], features[n_source:], self.module_)
+            da = self.adaptation.loss(
+                features[:n_source], features[n_source:], self.adaptation_modules
+            )
             loss = loss + (self.da_weight * self.da_scale_) * da
             terms = terms or {"task_loss": task}
             terms["da_loss"] = da
@@ -186,3 +218,37 @@ class TransferNet(NeuralNet):
             for name, value in terms.items():
                 self.loss_terms_.setdefault(name, []).append(value.detach())
         return loss
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        # the start values of anchored parameters only serve training
+        self.anchors_ = []
+        return super().on_train_end(net, X=X, y=y, **kwargs)
+
+    # --- the exact solver ------------------------------------------------------
+    def fit_closed_form(self, dataset, rows, *, strength, anchored, pretrained):
+        """Solve for the linear head instead of running the training loop.
+
+        Callbacks see ``on_train_begin`` and ``on_train_end`` (the verbose
+        report among them); the history has no epochs. Arguments as in
+        :func:`~sktransfer._closed_form.solve_linear_head`.
+        """
+        self.initialize()
+        self.notify("on_train_begin", X=dataset, y=None)
+        self.module_.eval()
+        solve_linear_head(
+            self.module_,
+            dataset.X,
+            dataset.y,
+            dataset.weight,
+            rows,
+            strength=strength,
+            anchored=anchored,
+            pretrained=pretrained,
+        )
+        n_rows = len(dataset) if rows is None else int(rows.numel())
+        self.closed_form_report_ = {
+            "n_rows": n_rows,
+            "n_features": self.module_.n_features,
+        }
+        self.notify("on_train_end", X=dataset, y=None)
+        return self

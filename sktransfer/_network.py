@@ -44,31 +44,36 @@ class TransferNetwork(nn.Module):
     Parameters
     ----------
     backbone : nn.Module
-        Maps ``(n, *sample_shape)`` to features ``(n, d)``.
+        Maps ``(n, *input_shape)`` to features ``(n, n_features)``.
     head : nn.Module
-        Maps features ``(n, d)`` to ``(n, n_outputs)``.
-    sample_shape : tuple or None
-        When set, 2-D batches are reshaped to ``(n, *sample_shape)`` before the
-        backbone.
+        Maps features ``(n, n_features)`` to ``(n, n_outputs)``.
+    n_features : int
+        Width of the backbone's features.
+    reshape_to : tuple or None, default=None
+        When set, 2-D batches are reshaped to ``(n, *reshape_to)`` before the
+        backbone (the estimators' ``input_shape``).
     """
 
-    def __init__(self, backbone, head, sample_shape=None):
+    def __init__(self, backbone, head, n_features, reshape_to=None):
         super().__init__()
         self.normalizer = Standardize()
         self.backbone = backbone
         self.head = head
-        self.sample_shape = None if sample_shape is None else tuple(sample_shape)
+        self.n_features = int(n_features)
+        self.reshape_to = None if reshape_to is None else tuple(reshape_to)
 
     def features(self, x):
+        """Backbone features ``(n, n_features)`` of a raw batch."""
         x = self.normalizer(x)
-        if self.sample_shape is not None and x.dim() == 2:
-            x = x.reshape(x.shape[0], *self.sample_shape)
+        if self.reshape_to is not None and x.dim() == 2:
+            x = x.reshape(x.shape[0], *self.reshape_to)
         f = self.backbone(x)
         if f.dim() != 2:
             f = f.flatten(1)
         return f
 
     def forward_with_features(self, x):
+        """``(outputs, features)`` of a batch."""
         f = self.features(x)
         return self.head(f), f
 

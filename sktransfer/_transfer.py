@@ -1,14 +1,21 @@
-"""TransferRegressor: fine-tune a pretrained backbone on a new regression task."""
+"""TransferRegressor: fine-tune a pretrained backbone on a new regression task.
+
+What transfer adds to the shared base is its plan: the fine-tuning strategy's
+callbacks, discriminative learning rates and L2-SP anchors
+(:mod:`sktransfer.finetuning`).
+"""
 
 from numbers import Real
 
 from sklearn.base import _fit_context
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval
 
-from sktransfer._base import BaseTransferEstimator
-from sktransfer.finetuning import FINETUNE_OPTIONS
+from sktransfer._base import BaseTransferEstimator, TrainingPlan
+from sktransfer._docs import fill_doc
+from sktransfer.finetuning import get_strategy, parameter_groups
 
 
+@fill_doc
 class TransferRegressor(BaseTransferEstimator):
     """Fine-tune a pretrained PyTorch backbone for regression, scikit-learn style.
 
@@ -19,41 +26,16 @@ class TransferRegressor(BaseTransferEstimator):
 
     Parameters
     ----------
-    backbone : str, torch.nn.Module or fitted estimator, default="mlp"
-        A registry name (``"linear"``, ``"mlp"``, ``"cnn1d"``, ``"gru"``, or
-        one added with :func:`~sktransfer.backbones.register_backbone`); a module
-        holding pretrained weights that maps inputs to features (deep-copied,
-        never changed); or a fitted :class:`TransferRegressor` /
-        :class:`DomainAdaptRegressor`, whose backbone, input scaling and -- when
-        the number of outputs matches and ``head="auto"`` -- head and target
-        scaling are reused. The feature width is found by a dry forward pass.
-    backbone_params : dict or None, default=None
-        Arguments of a registry backbone, e.g. ``{"hidden_sizes": (64, 64)}``
-        for ``"mlp"``, ``{"channels": (16, 32), "kernel_size": 5}`` for
-        ``"cnn1d"``, ``{"hidden_size": 32}`` for ``"gru"``.
-    weights : str, path-like, mapping or None, default=None
-        Pretrained backbone weights: a ``.safetensors`` file, a
-        ``torch.save(state_dict)`` file (read with ``weights_only=True``) or a
-        state dict. Keys must match; mismatches are reported by name.
-    head : {"auto", "linear", "mlp"} or torch.nn.Module, default="auto"
-        ``"auto"`` reuses a fitted estimator's head when the number of outputs
-        matches, else builds a new linear head. A module maps features to
-        outputs and is deep-copied.
-    input_shape : tuple of int or None, default=None
-        Per-sample shape such as ``(channels, length)``: 2-D rows are reshaped
-        to it before the backbone, so sequence models live in 2-D pipelines.
-        3-D ``X`` is accepted as it is.
-    standardize_X : bool, "global" or "auto", default="auto"
-        Standardise each input feature with training statistics inside the
-        network. ``"global"`` centres each feature but divides all of them by
-        one scale (the root mean square of the per-feature standard
-        deviations), which keeps the relative sizes of the features -- the
-        shape of a spectrum, where per-feature scaling blows up the noisy,
-        nearly constant wavelengths. ``"auto"``: per feature for registry
-        backbones, off for a user module, inherited from a fitted estimator
-        used as backbone.
-    finetune : {"full", "linear_probe", "lp_ft", "gradual"}, default="full"
-        Which parameters train when (see :mod:`sktransfer.finetuning`).
+    %(backbone)s
+    %(backbone_params)s
+    %(weights)s
+    %(head)s
+    %(input_shape)s
+    %(standardize_X)s
+    finetune : str, default="full"
+        A registered fine-tuning strategy (:mod:`sktransfer.finetuning`):
+        ``"full"``, ``"linear_probe"`` (backbone frozen), ``"lp_ft"`` (probe,
+        then fine-tune) or ``"gradual"`` (unfreeze from the top).
     backbone_lr : float, default=0.1
         Learning-rate multiplier for *pretrained* backbone parameters
         (discriminative learning rates). A backbone trained from scratch uses
@@ -62,68 +44,28 @@ class TransferRegressor(BaseTransferEstimator):
         Strength of the L2-SP penalty ``l2sp / 2 * ||w - w0||^2`` pulling
         pretrained parameters (backbone, and a reused head) toward their
         pretrained values. 0 disables it.
-    max_epochs : int, default=100
-    batch_size : int, default=64
-    lr : float, default=1e-3
-    weight_decay : float, default=0.0
-    optimizer : {"adamw", "adam", "sgd"} or torch.optim.Optimizer class, default="adamw"
-    solver : {"auto", "gradient", "closed_form"}, default="auto"
-        ``"gradient"`` trains with the optimizer for ``max_epochs``.
-        ``"closed_form"`` solves for the head exactly; it applies when only a
-        ``torch.nn.Linear`` head trains: ``backbone="linear"`` (a linear model,
-        e.g. ridge regression toward a source model with ``l2sp``), or
-        ``finetune="linear_probe"`` on a frozen backbone. It minimises the same
-        objective as the gradient loop -- the (weighted) mean squared error on
-        standardised targets plus ``l2sp / 2 * ||theta - theta0||^2`` for a
-        pretrained head, else ``weight_decay / 2 * ||theta||^2`` -- and, when
-        that has many minimisers (fewer rows than features, no penalty),
-        returns the one nearest the pretrained head (the limit of gradient
-        descent from it), or the minimum-norm one for a new head. ``max_epochs``,
-        ``batch_size``, ``lr``, ``optimizer``, ``early_stopping`` and
-        ``precision`` (in training) do not apply. ``"auto"``: closed form for
-        a linear model (a backbone without parameters, batch-norm or dropout,
-        and at most 4096 features) when ``early_stopping=False``, else
-        gradient. A linear probe stays on the gradient solver under
-        ``"auto"``: with more features than labelled rows its exact
-        unpenalised optimum interpolates the rows (the demo's 40-row probe:
-        RMSE 82 against 6.4 for 100 epochs of AdamW), so ask for
-        ``"closed_form"`` together with ``l2sp`` or ``weight_decay``.
-    early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the rows and stop when the
-        validation loss has not improved for ``n_iter_no_change`` epochs; the
-        best weights are restored.
-    validation_fraction : float, default=0.1
-    n_iter_no_change : int, default=10
-    standardize_y : bool, default=True
-        Train on standardised targets; predictions come back in original units.
-    random_state : int, RandomState instance or None, default=None
-        Seeds initialisation, dropout and shuffling: the same value, data and
-        device give identical predictions.
-    device : str or torch.device, default="cpu"
-        ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"``. The training data
-        are moved to the device once, not per batch.
-    precision : {"fp32", "bf16", "fp16"}, default="fp32"
-        Mixed precision for training and prediction (``torch.autocast``);
-        ``"fp16"`` trains with a gradient scaler. Parameters stay float32.
-    verbose : int, default=0
-        0 is silent; 1 shows a progress bar and an epoch table.
+    %(max_epochs)s
+    %(batch_size)s
+    %(lr)s
+    %(weight_decay)s
+    %(optimizer)s
+    %(solver)s
+    %(early_stopping)s
+    %(validation_fraction)s
+    %(n_iter_no_change)s
+    %(standardize_y)s
+    %(random_state)s
+    %(device)s
+    %(precision)s
+    %(verbose)s
 
     Attributes
     ----------
-    net_ : skorch.NeuralNet
-        The trained net; ``net_.module_`` is the network.
-    history_ : skorch.History
-        Per-epoch records (``train_loss``, ``valid_loss``, ...).
-    n_iter_ : int
-        Number of epochs run (0 for the closed-form solver).
-    solver_ : {"gradient", "closed_form"}
-        The solver used.
-    n_features_in_ : int
-    feature_names_in_ : ndarray of str
-        Only when ``X`` had string column names.
-    n_outputs_ : int
-    y_mean_, y_scale_ : ndarray of shape (n_outputs,)
-        Target scaling undone at prediction.
+    %(attributes)s
+
+    See Also
+    --------
+    DomainAdaptRegressor : adaptation with unlabelled target rows.
 
     Examples
     --------
@@ -138,7 +80,7 @@ class TransferRegressor(BaseTransferEstimator):
 
     _parameter_constraints: dict = {
         **BaseTransferEstimator._parameter_constraints,
-        "finetune": [StrOptions(set(FINETUNE_OPTIONS))],
+        "finetune": [str],
         "backbone_lr": [Interval(Real, 0, None, closed="left")],
         "l2sp": [Interval(Real, 0, None, closed="left")],
     }
@@ -196,22 +138,48 @@ class TransferRegressor(BaseTransferEstimator):
         self.backbone_lr = backbone_lr
         self.l2sp = l2sp
 
-    def _finetune_settings(self):
-        return self.finetune, self.backbone_lr, self.l2sp
+    def _check_params(self):
+        super()._check_params()
+        get_strategy(self.finetune)
 
+    def _plan(self, network, origin, masks):
+        """The fine-tuning plan: strategy callbacks, learning rates, L2-SP."""
+        strategy = get_strategy(self.finetune)
+        groups, anchored = parameter_groups(
+            network,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            backbone_lr=self.backbone_lr,
+            l2sp=self.l2sp,
+            backbone_pretrained=origin.backbone_pretrained,
+            head_pretrained=origin.head_pretrained,
+        )
+        callbacks = []
+        if any(True for _ in network.backbone.parameters()):
+            callbacks = strategy.callbacks(network, self.max_epochs)
+        return TrainingPlan(
+            param_groups=groups,
+            callbacks=callbacks,
+            anchored=anchored,
+            l2sp=self.l2sp,
+            frozen_backbone=strategy.freezes_backbone,
+        )
+
+    @fill_doc
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
         """Fit (or fine-tune) the network.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+        %(X)s
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-        sample_weight : array-like of shape (n_samples,), default=None
-            Per-row weights of the squared-error loss.
+            Targets, all finite.
+        %(sample_weight)s
 
         Returns
         -------
         self : TransferRegressor
+            The fitted estimator.
         """
         return self._fit(X, y, sample_weight=sample_weight)

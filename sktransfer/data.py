@@ -1,4 +1,4 @@
-"""Domain masks, in-memory tensor datasets and batch iterators.
+"""Which rows are source, target and labelled, and what each row weighs.
 
 Conventions (skada's): ``sample_domain >= 0`` marks source rows (several sources
 allowed), ``< 0`` target rows. Without ``sample_domain``, rows whose ``y`` is NaN
@@ -8,7 +8,6 @@ are target rows. A row is *labelled* when every output of ``y`` is finite.
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 
 @dataclass(frozen=True)
@@ -104,163 +103,40 @@ def domain_masks(y, sample_domain=None) -> DomainMasks:
     return DomainMasks(domain=domain, target=target, labelled=labelled)
 
 
-class TensorData(torch.utils.data.Dataset):
-    """Training data held as tensors, iterated by index without per-sample collation.
+def loss_weights(masks, sample_weight=None, *, balance_target=False):
+    """Per-row weights of the supervised loss, mean 1 over the labelled rows.
+
+    Unlabelled rows weigh 0. With ``balance_target``, the labelled target rows
+    are scaled to weigh as much in total as all source rows (semi-supervised
+    "S+T" training).
 
     Parameters
     ----------
-    X : tensor of shape (n, ...)
-    y : tensor of shape (n, n_outputs)
-        Missing labels must already be replaced by 0 and given weight 0.
-    weight : tensor of shape (n,) or None
-        Per-row weight of the supervised loss (sample weight times labelled).
-    is_target : tensor of bool, shape (n,), or None
-        Target rows, for balanced source/target batches.
-    indices : tensor of int64 or None
-        Rows of ``X`` that belong to this set (a view, the data are not copied).
-    """
-
-    def __init__(self, X, y, weight=None, is_target=None, indices=None):
-        self.X = X
-        self.y = y
-        self.weight = weight
-        self.is_target = is_target
-        self.indices = indices
-
-    def __len__(self):
-        return self.X.shape[0] if self.indices is None else int(self.indices.numel())
-
-    def __getitem__(self, i):
-        j = i if self.indices is None else int(self.indices[i])
-        w = None if self.weight is None else self.weight[j]
-        return self.X[j], (self.y[j], w)
-
-    def subset(self, indices):
-        """A view of the rows ``indices`` (positions within this set)."""
-        indices = torch.as_tensor(indices, dtype=torch.int64, device=self.X.device)
-        if self.indices is not None:
-            indices = self.indices[indices]
-        return TensorData(self.X, self.y, self.weight, self.is_target, indices)
-
-    def row_indices(self):
-        if self.indices is None:
-            return torch.arange(self.X.shape[0], device=self.X.device)
-        return self.indices
-
-    def _take(self, idx):
-        w = None if self.weight is None else self.weight[idx]
-        return self.X[idx], (self.y[idx], w, None)
-
-
-class BatchIterator:
-    """Mini-batches of a :class:`TensorData`: one gather per batch, no collation.
-
-    Yields ``(X_batch, (y_batch, weight_batch, None))``. With ``shuffle=False``
-    and no index view, batches are slices (no copy).
-    """
-
-    def __init__(self, data, batch_size, shuffle=False, generator=None):
-        self.data = data
-        self.batch_size = int(batch_size)
-        self.shuffle = shuffle
-        self.generator = generator
-
-    def __len__(self):
-        n = len(self.data)
-        return (n + self.batch_size - 1) // self.batch_size
-
-    def __iter__(self):
-        data, bs = self.data, self.batch_size
-        n = len(data)
-        if not self.shuffle and data.indices is None:
-            for start in range(0, n, bs):
-                sl = slice(start, start + bs)
-                w = None if data.weight is None else data.weight[sl]
-                yield data.X[sl], (data.y[sl], w, None)
-            return
-        rows = data.row_indices()
-        if self.shuffle:
-            perm = torch.randperm(n, generator=self.generator).to(rows.device)
-            rows = rows[perm]
-        for start in range(0, n, bs):
-            yield data._take(rows[start : start + bs])
-
-
-class BalancedIterator:
-    """Source/target balanced mini-batches for domain adaptation.
-
-    Each step takes ``batch_size`` source rows (one pass over the source rows
-    per epoch) and ``min(batch_size, n_target)`` target rows, cycling through
-    reshuffled target rows, so no batch lacks target rows while any exist.
-    Yields ``(X_batch, (y_batch, weight_batch, n_source))`` with the source rows
-    first.
-    """
-
-    def __init__(self, data, batch_size, generator=None):
-        self.data = data
-        self.batch_size = int(batch_size)
-        self.generator = generator
-        rows = data.row_indices()
-        mask = data.is_target[rows]
-        self.source_rows = rows[~mask]
-        self.target_rows = rows[mask]
-
-    def __len__(self):
-        n = int(self.source_rows.numel())
-        return (n + self.batch_size - 1) // self.batch_size
-
-    def _perm(self, rows):
-        perm = torch.randperm(rows.numel(), generator=self.generator)
-        return rows[perm.to(rows.device)]
-
-    def __iter__(self):
-        bs = self.batch_size
-        src = self._perm(self.source_rows)
-        n_s, n_t = int(src.numel()), int(self.target_rows.numel())
-        steps = len(self)
-        bt = min(bs, n_t)
-        need = steps * bt
-        reps = -(-need // n_t) if n_t else 0
-        tgt = (
-            torch.cat([self._perm(self.target_rows) for _ in range(reps)])
-            if reps
-            else self.target_rows
-        )
-        for step in range(steps):
-            s_idx = src[step * bs : min((step + 1) * bs, n_s)]
-            t_idx = tgt[step * bt : (step + 1) * bt]
-            X, (y, w, _) = self.data._take(torch.cat([s_idx, t_idx]))
-            yield X, (y, w, int(s_idx.numel()))
-
-
-def validation_split(data, fraction, generator, eligible=None):
-    """Split a :class:`TensorData` into train and validation views.
-
-    Parameters
-    ----------
-    data : TensorData
-    fraction : float
-        Share of the eligible rows held out (at least one row, at most all but
-        one).
-    generator : torch.Generator
-    eligible : ndarray of bool or None
-        Rows that may be held out (e.g. labelled rows); all rows when None.
+    masks : DomainMasks
+    sample_weight : ndarray of shape (n_samples,) or None
+        Non-negative user weights.
+    balance_target : bool, default=False
 
     Returns
     -------
-    train, valid : TensorData views sharing ``data``'s tensors.
+    weight : float32 ndarray of shape (n_samples,) or None
+        None when every row weighs the same (no weighting needed).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktransfer.data import domain_masks, loss_weights
+    >>> m = domain_masks(np.array([1.0, 2.0, np.nan]))
+    >>> loss_weights(m).tolist()
+    [1.0, 1.0, 0.0]
     """
-    n = len(data)
-    pool = np.arange(n) if eligible is None else np.flatnonzero(eligible)
-    n_valid = int(np.ceil(fraction * len(pool)))
-    n_valid = min(max(n_valid, 1), len(pool) - 1)
-    if n_valid < 1:
-        raise ValueError(
-            "early_stopping=True needs at least 2 labelled rows to hold out a "
-            "validation set; got fewer. Set early_stopping=False."
-        )
-    perm = torch.randperm(len(pool), generator=generator).numpy()
-    valid_rows = np.sort(pool[perm[:n_valid]])
-    keep = np.ones(n, dtype=bool)
-    keep[valid_rows] = False
-    return data.subset(np.flatnonzero(keep)), data.subset(valid_rows)
+    labelled_target = masks.target & masks.labelled
+    balance = balance_target and bool(labelled_target.any())
+    if sample_weight is None and masks.labelled.all() and not balance:
+        return None
+    w = np.ones(len(masks.labelled)) if sample_weight is None else sample_weight.copy()
+    w[~masks.labelled] = 0.0
+    if balance and (w[~masks.target] > 0).any():
+        w[labelled_target] *= w[~masks.target].sum() / w[labelled_target].sum()
+    w /= w[masks.labelled].mean()
+    return w.astype(np.float32)

@@ -1,6 +1,7 @@
-"""Fine-tuning strategies -> optimizer parameter groups and callbacks.
+"""Fine-tuning strategies: which parameters train when, at which learning rate.
 
-Strategies:
+A strategy is a small object (:class:`FinetuneStrategy`) kept in one registry;
+``TransferRegressor(finetune=name)`` looks it up. Built in:
 
 - ``"full"``: every parameter trains from the start.
 - ``"linear_probe"``: the backbone is frozen (weights and batch-norm
@@ -9,22 +10,26 @@ Strategies:
   fine-tuning (Kumar et al., "Fine-Tuning can Distort Pretrained Features and
   Underperform Out-of-Distribution", ICLR 2022).
 - ``"gradual"``: the head first, then backbone blocks unfrozen one at a time
-  from the top (Howard & Ruder, "Universal Language Model Fine-tuning", 2018).
+  from the top (Howard & Ruder, "Universal Language Model Fine-tuning for Text
+  Classification", ACL 2018).
 
-``backbone_lr`` multiplies the learning rate of pretrained backbone parameters
-(discriminative learning rates). ``l2sp`` adds ``l2sp / 2 * ||w - w0||^2`` over
-pretrained parameters (Li et al., "Explicit Inductive Bias for Transfer
-Learning with Convolutional Networks", ICML 2018); those parameters are then
-exempt from ``weight_decay``, which would pull them toward zero instead.
+Whatever the strategy, :func:`parameter_groups` applies discriminative learning
+rates (``backbone_lr`` multiplies the learning rate of pretrained backbone
+parameters) and L2-SP (Li et al., "Explicit Inductive Bias for Transfer
+Learning with Convolutional Networks", ICML 2018): ``l2sp / 2 * ||w - w0||^2``
+over pretrained parameters, which are then exempt from ``weight_decay`` (it
+would pull them toward zero instead).
+
+Examples
+--------
+>>> from sktransfer.finetuning import list_strategies
+>>> list_strategies()
+['full', 'linear_probe', 'lp_ft', 'gradual']
 """
-
-from dataclasses import dataclass, field
 
 import torch
 
-from sktransfer.callbacks import UnfreezeSchedule
-
-FINETUNE_OPTIONS = ("full", "linear_probe", "lp_ft", "gradual")
+from sktransfer._callbacks import UnfreezeSchedule
 
 
 def backbone_blocks(module: torch.nn.Module) -> list[torch.nn.Module]:
@@ -32,6 +37,16 @@ def backbone_blocks(module: torch.nn.Module) -> list[torch.nn.Module]:
 
     Descends through wrappers with a single parameterised child, then returns
     the parameterised children; a module without such children is one block.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        A backbone.
+
+    Returns
+    -------
+    blocks : list of torch.nn.Module
+        Empty when the module has no parameters.
     """
 
     def with_params(m):
@@ -53,87 +68,194 @@ def backbone_blocks(module: torch.nn.Module) -> list[torch.nn.Module]:
     return [current]
 
 
-@dataclass
-class FinetunePlan:
-    """What a strategy asks of the optimizer and the training loop."""
+class FinetuneStrategy:
+    """Base class of fine-tuning strategies.
 
-    param_groups: list = field(default_factory=list)
-    callbacks: list = field(default_factory=list)
-    anchors: list = field(default_factory=list)  # [(param, pretrained value)]
+    Subclass it, set ``name``, override :meth:`callbacks` (and
+    ``freezes_backbone`` when the backbone never trains), then
+    :func:`register_strategy` it.
+
+    Attributes
+    ----------
+    name : str
+        The registry name, used as ``TransferRegressor(finetune=name)``.
+    freezes_backbone : bool
+        The backbone stays frozen for the whole fit (only the head trains), so
+        an exact solver may replace the gradient loop.
+    """
+
+    name = None
+    freezes_backbone = False
+
+    def callbacks(self, network, max_epochs):
+        """skorch callbacks that freeze and unfreeze parts of ``network``.
+
+        Parameters
+        ----------
+        network : TransferNetwork
+            The network to train; ``network.backbone`` has parameters.
+        max_epochs : int
+            The epoch budget.
+
+        Returns
+        -------
+        callbacks : list of (str, skorch.callbacks.Callback)
+        """
+        return []
 
 
-def plan_finetuning(
+class Full(FinetuneStrategy):
+    """Every parameter trains from the first epoch."""
+
+    name = "full"
+
+
+class LinearProbe(FinetuneStrategy):
+    """The backbone stays frozen (weights and batch-norm statistics)."""
+
+    name = "linear_probe"
+    freezes_backbone = True
+
+    def callbacks(self, network, max_epochs):
+        return [("unfreeze", UnfreezeSchedule([[], [network.backbone]], None))]
+
+
+class LinearProbeThenFinetune(FinetuneStrategy):
+    """A linear probe for half of the epochs, then every parameter (LP-FT)."""
+
+    name = "lp_ft"
+
+    def callbacks(self, network, max_epochs):
+        per_phase = max(1, max_epochs // 2)
+        return [("unfreeze", UnfreezeSchedule([[], [network.backbone]], per_phase))]
+
+
+class Gradual(FinetuneStrategy):
+    """The head first, then backbone blocks one at a time from the top."""
+
+    name = "gradual"
+
+    def callbacks(self, network, max_epochs):
+        blocks = backbone_blocks(network.backbone)[::-1]  # top first
+        per_phase = max(1, max_epochs // (len(blocks) + 1))
+        phases = [[]] + [[b] for b in blocks]
+        return [("unfreeze", UnfreezeSchedule(phases, per_phase))]
+
+
+_STRATEGIES: dict[str, FinetuneStrategy] = {}
+
+
+def register_strategy(strategy, *, overwrite=False):
+    """Add a fine-tuning strategy to the registry.
+
+    Parameters
+    ----------
+    strategy : FinetuneStrategy subclass or instance
+        Its ``name`` is the registry key.
+    overwrite : bool, default=False
+        Replace an existing entry of the same name.
+
+    Returns
+    -------
+    strategy : the argument, unchanged (usable as a class decorator).
+    """
+    instance = strategy() if isinstance(strategy, type) else strategy
+    if not isinstance(instance, FinetuneStrategy) or not instance.name:
+        raise TypeError(
+            "strategy must be a FinetuneStrategy subclass or instance with a "
+            f"non-empty name; got {strategy!r}."
+        )
+    if instance.name in _STRATEGIES and not overwrite:
+        raise ValueError(
+            f"A strategy named {instance.name!r} is already registered; pass "
+            "overwrite=True to replace it."
+        )
+    _STRATEGIES[instance.name] = instance
+    return strategy
+
+
+def list_strategies():
+    """Names of the registered fine-tuning strategies, in registration order."""
+    return list(_STRATEGIES)
+
+
+def get_strategy(name):
+    """The registered strategy called ``name``.
+
+    Raises
+    ------
+    ValueError
+        If no strategy of that name is registered; the message lists them.
+    """
+    try:
+        return _STRATEGIES[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"finetune={name!r} is not a registered fine-tuning strategy. Use one "
+            f"of {list_strategies()}, or register your own with "
+            "sktransfer.finetuning.register_strategy."
+        ) from None
+
+
+for _strategy in (Full, LinearProbe, LinearProbeThenFinetune, Gradual):
+    register_strategy(_strategy)
+
+
+def parameter_groups(
     network,
     *,
-    strategy,
     lr,
-    backbone_lr,
     weight_decay,
-    l2sp,
-    max_epochs,
-    backbone_pretrained,
-    head_pretrained,
+    backbone_lr=1.0,
+    l2sp=0.0,
+    backbone_pretrained=False,
+    head_pretrained=False,
 ):
-    """Turn a strategy into parameter groups, callbacks and L2-SP anchors.
+    """Optimizer parameter groups (by parameter name) and L2-SP anchors.
 
     Parameters
     ----------
     network : TransferNetwork
-    strategy : {"full", "linear_probe", "lp_ft", "gradual"}
-    lr, backbone_lr, weight_decay, l2sp : float
-    max_epochs : int
-    backbone_pretrained, head_pretrained : bool
-        Whether those parts hold pretrained weights (``backbone_lr`` and
-        ``l2sp`` act on pretrained parameters only).
+    lr, weight_decay : float
+        The base learning rate and weight decay.
+    backbone_lr : float, default=1.0
+        Multiplier of ``lr`` for a pretrained backbone.
+    l2sp : float, default=0.0
+        L2-SP strength; pretrained parameters are anchored (and get no weight
+        decay) when it is positive.
+    backbone_pretrained, head_pretrained : bool, default=False
+        Whether those parts hold pretrained weights.
 
     Returns
     -------
-    FinetunePlan
+    groups : list of dict
+        ``{"params": [names], "lr": float, "weight_decay": float}``, names as in
+        ``network.named_parameters()``.
+    anchored : list of str
+        Parameters pulled toward their values at the start of training.
     """
-    plan = FinetunePlan()
-    groups = {}
+    groups, anchored = {}, []
 
-    def add(params, pretrained, multiplier):
+    def add(prefix, part, pretrained, multiplier):
+        names = [f"{prefix}.{n}" for n, _ in part.named_parameters()]
         decay = 0.0 if (pretrained and l2sp > 0) else weight_decay
-        key = (lr * multiplier, decay)
-        groups.setdefault(key, []).extend(params)
+        groups.setdefault((lr * multiplier, decay), []).extend(names)
         if pretrained and l2sp > 0:
-            plan.anchors.extend((p, p.detach().clone()) for p in params)
+            anchored.extend(names)
 
-    bb_params = list(network.backbone.parameters())
-    head_params = list(network.head.parameters())
-    add(bb_params, backbone_pretrained, backbone_lr if backbone_pretrained else 1.0)
-    add(head_params, head_pretrained, 1.0)
-    plan.param_groups = [
-        {"params": ps, "lr": g_lr, "weight_decay": decay}
-        for (g_lr, decay), ps in groups.items()
-        if ps
+    bb_multiplier = backbone_lr if backbone_pretrained else 1.0
+    add("backbone", network.backbone, backbone_pretrained, bb_multiplier)
+    add("head", network.head, head_pretrained, 1.0)
+    groups = [
+        {"params": names, "lr": g_lr, "weight_decay": decay}
+        for (g_lr, decay), names in groups.items()
+        if names
     ]
-
-    if strategy == "full" or not bb_params:
-        return plan
-    if strategy == "linear_probe":
-        plan.callbacks.append(
-            ("unfreeze", UnfreezeSchedule([[], [network.backbone]], None))
-        )
-    elif strategy == "lp_ft":
-        plan.callbacks.append(
-            (
-                "unfreeze",
-                UnfreezeSchedule([[], [network.backbone]], max(1, max_epochs // 2)),
-            )
-        )
-    elif strategy == "gradual":
-        blocks = backbone_blocks(network.backbone)[::-1]  # top first
-        per_phase = max(1, max_epochs // (len(blocks) + 1))
-        plan.callbacks.append(
-            ("unfreeze", UnfreezeSchedule([[]] + [[b] for b in blocks], per_phase))
-        )
-    return plan
+    return groups, anchored
 
 
 def l2sp_penalty(anchors):
-    """``sum ||w - w0||^2`` over the anchored parameters (a scalar tensor)."""
+    """``sum ||w - w0||^2`` over ``anchors``, pairs ``(parameter, start value)``."""
     total = None
     for p, p0 in anchors:
         term = (p - p0).pow(2).sum()

@@ -98,3 +98,24 @@ class LossTermRecorder(Callback):
         for name, values in net.loss_terms_.items():
             net.history.record(f"train_{name}", float(torch.stack(values).mean()))
         net.loss_terms_ = {}
+
+
+class SolverLog(Callback):
+    """Report a closed-form solve at ``verbose >= 1`` (the epoch table's place).
+
+    Parameters
+    ----------
+    sink : callable, default=print
+        Receives the message, as skorch's ``PrintLog`` does.
+    """
+
+    def __init__(self, sink=print):
+        self.sink = sink
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        report = getattr(net, "closed_form_report_", None)
+        if report is not None:
+            self.sink(
+                f"Solved the linear head in closed form: {report['n_rows']} rows, "
+                f"{report['n_features']} features."
+            )

@@ -1,0 +1,87 @@
+"""Device, precision and random-number generators of one ``fit``."""
+
+import contextlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.utils import check_random_state
+
+#: ``precision`` option -> autocast dtype (None: plain float32)
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_device(device):
+    """The torch device string for ``device``; ``"auto"`` -> cuda when available.
+
+    Raises
+    ------
+    ValueError
+        If ``device`` is not a torch device, or names CUDA on a machine without it.
+    """
+    if isinstance(device, torch.device):
+        device = str(device)
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f"device={device!r} is not a valid torch device; use 'cpu', 'cuda', "
+            "'cuda:N' or 'auto'."
+        ) from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} was requested but CUDA is not available on this "
+            "machine; use device='cpu' or device='auto'."
+        )
+    return device
+
+
+def autocast(device, precision):
+    """Mixed-precision context for ``precision`` (``"fp32"``: a no-op)."""
+    dtype = PRECISIONS[precision]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=dtype)
+
+
+@dataclass(frozen=True)
+class Seeds:
+    """The seeds of one ``fit``, all drawn from ``random_state``.
+
+    Attributes
+    ----------
+    init : int
+        Seeds torch's global generator (inside a fork) while the network and
+        any extra modules are initialised and trained (dropout).
+    shuffle : int
+        Seeds the generator that orders the mini-batches.
+    split : int
+        Seeds the early-stopping validation split.
+    """
+
+    init: int
+    shuffle: int
+    split: int
+
+    @classmethod
+    def from_random_state(cls, random_state):
+        seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+        return cls(init=seed, shuffle=seed + 1, split=seed + 2)
+
+
+@contextlib.contextmanager
+def seeded_torch(seed, device):
+    """Run a block with torch's global generator seeded, then restore it.
+
+    The caller's random state (CPU and the CUDA device in use) is left as it
+    was, so fitting never changes what the user's own torch code draws next.
+    """
+    devices = []
+    if torch.device(device).type == "cuda":
+        index = torch.device(device).index
+        devices = [torch.cuda.current_device() if index is None else index]
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield

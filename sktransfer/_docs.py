@@ -1,0 +1,174 @@
+"""Parameter descriptions shared by the estimators, written once.
+
+A docstring line holding only ``%(name)s`` is replaced by the entry ``name``,
+indented like that line (see :func:`fill_doc`).
+"""
+
+import re
+import textwrap
+
+PARAMETERS = {
+    "backbone": """\
+backbone : str, torch.nn.Module or fitted estimator, default="mlp"
+    A registry name (``"linear"``, ``"mlp"``, ``"cnn1d"``, ``"gru"``, or one
+    added with :func:`~sktransfer.backbones.register_backbone`); a module
+    holding pretrained weights that maps inputs to features (deep-copied,
+    never changed); or a fitted :class:`~sktransfer.TransferRegressor` /
+    :class:`~sktransfer.DomainAdaptRegressor` (also inside a
+    ``sklearn.frozen.FrozenEstimator``), whose backbone, input scaling and
+    ``input_shape`` are reused -- and, when the number of outputs matches and
+    ``head="auto"``, its head and target scaling. The feature width is found
+    by a dry forward pass.""",
+    "backbone_params": """\
+backbone_params : dict or None, default=None
+    Arguments of a registry backbone, e.g. ``{"hidden_sizes": (64, 64)}`` for
+    ``"mlp"``, ``{"channels": (16, 32), "kernel_size": 5}`` for ``"cnn1d"``,
+    ``{"hidden_size": 32}`` for ``"gru"``.""",
+    "weights": """\
+weights : str, path-like, mapping or None, default=None
+    Pretrained backbone weights: a ``.safetensors`` file, a
+    ``torch.save(state_dict)`` file (read with ``weights_only=True``) or a
+    state dict. Keys must match; mismatches are reported by name.""",
+    "head": """\
+head : {"auto", "linear", "mlp"} or torch.nn.Module, default="auto"
+    ``"auto"`` reuses a fitted estimator's head when the number of outputs
+    matches, else builds a new linear head. ``"linear"`` and ``"mlp"`` build
+    new heads. A module maps features to outputs and is deep-copied.""",
+    "input_shape": """\
+input_shape : tuple of int or None, default=None
+    Per-sample shape the backbone receives, such as ``(channels, length)``:
+    2-D rows are reshaped to it before the backbone, so sequence and spectrum
+    models live in 2-D pipelines. 3-D ``X`` is accepted as it is.""",
+    "standardize_X": """\
+standardize_X : bool, "global" or "auto", default="auto"
+    Standardise each input feature with training statistics inside the
+    network. ``"global"`` centres each feature but divides all of them by one
+    scale (the root mean square of the per-feature standard deviations), which
+    keeps the relative sizes of the features -- the shape of a spectrum.
+    ``"auto"``: per feature for registry backbones, off for a user module,
+    inherited from a fitted estimator used as backbone.""",
+    "max_epochs": """\
+max_epochs : int, default=100
+    Passes over the training rows (see each estimator for what one pass
+    covers).""",
+    "batch_size": """\
+batch_size : int, default=64
+    Rows per optimizer step.""",
+    "lr": """\
+lr : float, default=1e-3
+    Learning rate of the optimizer.""",
+    "weight_decay": """\
+weight_decay : float, default=0.0
+    Weight decay of the optimizer (for the closed-form solver, an L2 penalty
+    ``weight_decay / 2 * ||theta||^2``).""",
+    "optimizer": """\
+optimizer : {"adamw", "adam", "sgd"} or torch.optim.Optimizer class, \
+default="adamw"
+    The optimizer.""",
+    "solver": """\
+solver : {"auto", "gradient", "closed_form"}, default="auto"
+    ``"gradient"`` trains with the optimizer for ``max_epochs``.
+    ``"closed_form"`` solves for the head exactly; it applies when only a
+    ``torch.nn.Linear`` head trains and no adaptation loss does:
+    ``backbone="linear"`` (a linear model), or a linear probe on a frozen
+    backbone. It minimises the objective of the gradient loop -- the
+    (weighted) mean squared error on scaled targets plus
+    ``l2sp / 2 * ||theta - theta0||^2`` for a pretrained head, else
+    ``weight_decay / 2 * ||theta||^2`` -- and, when that has many minimisers,
+    returns the one nearest the pretrained head, or the minimum-norm one for
+    a new head. ``max_epochs``, ``batch_size``, ``lr``, ``optimizer`` and
+    ``precision`` (in training) do not apply. ``"auto"``: closed form for a
+    linear model (a backbone without parameters, batch-norm or dropout, at
+    most 4096 features) when ``early_stopping=False``, else gradient. A
+    linear probe stays on the gradient solver under ``"auto"``: with more
+    features than labelled rows its exact unpenalised optimum interpolates
+    the rows, so ask for ``"closed_form"`` together with ``l2sp`` or
+    ``weight_decay``.""",
+    "early_stopping": """\
+early_stopping : bool, default=False
+    Hold out ``validation_fraction`` of the labelled rows and stop when the
+    validation loss has not improved for ``n_iter_no_change`` epochs; the
+    best weights are restored.""",
+    "validation_fraction": """\
+validation_fraction : float, default=0.1
+    Share of the labelled rows held out for early stopping.""",
+    "n_iter_no_change": """\
+n_iter_no_change : int, default=10
+    Epochs without improvement before early stopping stops.""",
+    "standardize_y": """\
+standardize_y : bool, default=True
+    Train on standardised targets; predictions come back in original units.""",
+    "random_state": """\
+random_state : int, RandomState instance or None, default=None
+    Seeds initialisation, dropout, shuffling and the validation split: the
+    same value, data and device give identical predictions. The global torch
+    random state is left as it was.""",
+    "device": """\
+device : str or torch.device, default="cpu"
+    ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"`` (cuda when available).
+    The training data are moved to the device once, not per batch.""",
+    "precision": """\
+precision : {"fp32", "bf16", "fp16"}, default="fp32"
+    Mixed precision for training and prediction (``torch.autocast``);
+    ``"fp16"`` trains with a gradient scaler. Parameters stay float32.""",
+    "verbose": """\
+verbose : int, default=0
+    0 is silent; 1 shows a progress bar and an epoch table (or a line for the
+    closed-form solve).""",
+}
+
+FIT_PARAMETERS = {
+    "X": """\
+X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+    Training inputs.""",
+    "sample_weight": """\
+sample_weight : array-like of shape (n_samples,), default=None
+    Non-negative weights of the rows in the squared-error loss and the
+    scaling statistics.""",
+}
+
+ATTRIBUTES = """\
+net_ : skorch.NeuralNet
+    The trained net: how it was trained (parameter groups, callbacks,
+    history) and the network (``net_.module_``).
+history_ : skorch.History
+    Per-epoch records (``train_loss``, ``valid_loss``, loss terms, ...).
+n_iter_ : int
+    Number of epochs run (0 for the closed-form solver).
+solver_ : {"gradient", "closed_form"}
+    The solver used.
+n_features_in_ : int
+    Number of features of ``X`` (per-sample values for 3-D ``X``).
+feature_names_in_ : ndarray of str
+    Only when ``X`` had string column names.
+sample_shape_ : tuple of int
+    Per-sample shape of ``X`` as passed to ``fit``.
+input_shape_ : tuple of int
+    Per-sample shape the backbone receives.
+n_backbone_features_ : int
+    Width of the backbone's features (the head's input).
+n_outputs_ : int
+    Number of targets.
+input_mean_, input_scale_ : ndarray or None
+    Input scaling applied inside the network at prediction (None: none).
+y_mean_, y_scale_ : ndarray of shape (n_outputs,)
+    Target scaling undone at prediction.
+device_ : str
+    The device the network lives on."""
+
+_PLACEHOLDER = re.compile(r"^(?P<indent>\s*)%\((?P<name>\w+)\)s\s*$")
+_ALL = {**PARAMETERS, **FIT_PARAMETERS, "attributes": ATTRIBUTES}
+
+
+def fill_doc(obj):
+    """Replace each ``%(name)s`` line of ``obj.__doc__`` with the shared entry."""
+    lines = []
+    for line in (obj.__doc__ or "").splitlines():
+        match = _PLACEHOLDER.match(line)
+        if match is None:
+            lines.append(line)
+            continue
+        text = _ALL[match["name"]]
+        lines.extend(textwrap.indent(text, match["indent"]).splitlines())
+    obj.__doc__ = "\n".join(lines)
+    return obj

@@ -1,0 +1,168 @@
+"""The protocol of adaptation methods and their registry."""
+
+import torch
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from sktransfer._callbacks import DAWeightSchedule
+
+
+class AdaptationMethod:
+    """Base class of domain-adaptation methods.
+
+    A method is a small, picklable object that tells
+    :class:`~sktransfer.DomainAdaptRegressor` four things:
+
+    - :meth:`loss`: the adaptation loss between the source and target
+      features of a mini-batch (None for a method without one);
+    - :meth:`modules`: extra trainable modules it owns (a domain
+      discriminator); the skorch net builds them as its own modules
+      (``net_.<name>_``) and trains them with the head's learning rate;
+    - :meth:`callbacks`: extra skorch callbacks (by default the ramp of the
+      adaptation weight when there is a loss);
+    - its batching: a method with a loss trains on source/target balanced
+      batches over all rows; one without trains on the labelled rows only.
+
+    ``per_domain_scaling`` asks for each domain's inputs to be standardised
+    with that domain's statistics (and batch-norm statistics re-estimated on
+    the target after training); ``default_weight`` is the adaptation weight
+    used by ``da_weight="auto"``.
+
+    To add a method, subclass this, set ``name``, override :meth:`loss`, and
+    :func:`register_method` it.
+    """
+
+    name = None
+    default_weight = 0.0
+    per_domain_scaling = False
+
+    @property
+    def has_loss(self):
+        """Whether the method trains an adaptation loss."""
+        return type(self).loss is not AdaptationMethod.loss
+
+    def loss(self, features_source, features_target, modules):
+        """Adaptation loss between feature batches (a scalar tensor).
+
+        Parameters
+        ----------
+        features_source : tensor of shape (n_source, n_features)
+        features_target : tensor of shape (n_target, n_features)
+        modules : dict of str -> torch.nn.Module
+            The trained instances of the modules from :meth:`modules`.
+        """
+        raise NotImplementedError
+
+    def modules(self, n_features):
+        """Extra trainable modules, built when the net is initialised.
+
+        Parameters
+        ----------
+        n_features : int
+            Width of the backbone's features.
+
+        Returns
+        -------
+        modules : dict of str -> torch.nn.Module
+        """
+        return {}
+
+    def callbacks(self, *, da_ramp, max_epochs):
+        """Extra skorch callbacks for one fit.
+
+        Parameters
+        ----------
+        da_ramp : {"dann", "linear", "constant"}
+            Schedule of the adaptation weight.
+        max_epochs : int
+
+        Returns
+        -------
+        callbacks : list of (str, skorch.callbacks.Callback)
+        """
+        if not self.has_loss:
+            return []
+        return [("da_schedule", DAWeightSchedule(da_ramp, max_epochs))]
+
+
+@torch.no_grad()
+def reestimate_batch_norm(network, X_target, chunk=1024):
+    """AdaBN's second half: batch-norm statistics re-estimated on target rows.
+
+    Parameters
+    ----------
+    network : TransferNetwork
+        Trained; its normaliser still inactive (``X_target`` is scaled).
+    X_target : tensor of shape (n_target, ...)
+    chunk : int, default=1024
+        Rows per forward pass (chunks of one row are skipped).
+    """
+    bns = [m for m in network.modules() if isinstance(m, _BatchNorm)]
+    if not bns:
+        return
+    saved = [(m.momentum, m.training) for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+        m.train()
+    for start in range(0, X_target.shape[0], chunk):
+        block = X_target[start : start + chunk]
+        if block.shape[0] > 1:
+            network.features(block)
+    for m, (momentum, training) in zip(bns, saved):
+        m.momentum = momentum
+        m.train(training)
+
+
+_METHODS: dict[str, AdaptationMethod] = {}
+
+
+def register_method(method, *, overwrite=False):
+    """Add an adaptation method to the registry.
+
+    Parameters
+    ----------
+    method : AdaptationMethod subclass or instance
+        Its ``name`` is the registry key (``DomainAdaptRegressor(method=name)``).
+    overwrite : bool, default=False
+        Replace an existing entry of the same name.
+
+    Returns
+    -------
+    method : the argument, unchanged (usable as a class decorator).
+    """
+    instance = method() if isinstance(method, type) else method
+    if not isinstance(instance, AdaptationMethod) or not instance.name:
+        raise TypeError(
+            "method must be an AdaptationMethod subclass or instance with a "
+            f"non-empty name; got {method!r}."
+        )
+    if instance.name in _METHODS and not overwrite:
+        raise ValueError(
+            f"An adaptation method named {instance.name!r} is already registered; "
+            "pass overwrite=True to replace it."
+        )
+    _METHODS[instance.name] = instance
+    return method
+
+
+def list_methods():
+    """Names of the registered adaptation methods, in registration order."""
+    return list(_METHODS)
+
+
+def get_method(name):
+    """The registered adaptation method called ``name``.
+
+    Raises
+    ------
+    ValueError
+        If no method of that name is registered; the message lists them.
+    """
+    try:
+        return _METHODS[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"method={name!r} is not a registered adaptation method. Use one of "
+            f"{list_methods()}, or register your own with "
+            "sktransfer.adaptation.register_method."
+        ) from None
