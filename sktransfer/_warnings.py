@@ -15,7 +15,7 @@ _SKIP = (
 def warn(message, category=UserWarning):
     """``warnings.warn`` with the stack level of the first frame outside
     sktransfer (and outside scikit-learn's ``fit`` wrapper)."""
-    level, frame = 1, sys._getframe(1)
+    level, frame = 2, sys._getframe(1)
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(
         _SKIP
     ):

@@ -9,6 +9,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+__all__ = [
+    "DomainMasks",
+    "domain_masks",
+    "loss_weights",
+]
+
 
 @dataclass(frozen=True)
 class DomainMasks:

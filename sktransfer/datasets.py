@@ -7,6 +7,13 @@ loader downloads anything.
 import numpy as np
 from sklearn.utils import check_random_state
 
+__all__ = [
+    "load_corn_nir",
+    "load_weather",
+    "make_domain_shift",
+]
+
+
 SHIFTS = ("covariate", "concept", "instrument")
 
 

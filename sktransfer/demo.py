@@ -23,10 +23,11 @@ import sys
 import time
 
 import numpy as np
+from sklearn.metrics import root_mean_squared_error
 
 from sktransfer import DomainAdaptRegressor, TransferRegressor
 from sktransfer.datasets import load_corn_nir, load_weather
-from sktransfer.finetuning import FINETUNE_OPTIONS
+from sktransfer.finetuning import list_strategies
 
 
 def run(
@@ -45,13 +46,13 @@ def run(
     common = dict(backbone_params={"hidden_sizes": (64, 64)}, random_state=seed)
 
     def rmse(model):
-        return float(np.sqrt(np.mean((model.predict(X_test) - y_test) ** 2)))
+        return root_mean_squared_error(y_test, model.predict(X_test))
 
     src = TransferRegressor(max_epochs=max_epochs, **common).fit(Xs, ys)
     results = {"source model as is": rmse(src)}
     scratch = TransferRegressor(max_epochs=max_epochs, **common).fit(X_lab, y_lab)
     results[f"from scratch on {n_labels} target labels"] = rmse(scratch)
-    for strategy in FINETUNE_OPTIONS:
+    for strategy in list_strategies():
         tuned = TransferRegressor(
             src, finetune=strategy, max_epochs=max_epochs, random_state=seed
         ).fit(X_lab, y_lab)
@@ -75,8 +76,7 @@ def run_calibration(target=2):
     Xt, X_test, y_test = spectra[target][train], spectra[target][test], y[test]
 
     def rmse(model):
-        pred = np.ravel(model.predict(X_test))
-        return float(np.sqrt(np.mean((pred - y_test) ** 2)))
+        return root_mean_squared_error(y_test, np.ravel(model.predict(X_test)))
 
     pls = GridSearchCV(
         PLSRegression(scale=False),
@@ -85,7 +85,9 @@ def run_calibration(target=2):
         scoring="neg_mean_squared_error",
     ).fit(Xs, ys)
     results = {
-        "predict the source mean": float(np.sqrt(np.mean((ys.mean() - y_test) ** 2)))
+        "predict the source mean": root_mean_squared_error(
+            y_test, np.full_like(y_test, ys.mean())
+        )
     }
     results["PLS on instrument 1, as is"] = rmse(pls)
     results["linear model on instrument 1, as is"] = rmse(

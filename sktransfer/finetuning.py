@@ -31,6 +31,20 @@ import torch
 
 from sktransfer._callbacks import UnfreezeSchedule
 
+__all__ = [
+    "FinetuneStrategy",
+    "Full",
+    "Gradual",
+    "LinearProbe",
+    "LinearProbeThenFinetune",
+    "backbone_blocks",
+    "get_strategy",
+    "l2sp_penalty",
+    "list_strategies",
+    "parameter_groups",
+    "register_strategy",
+]
+
 
 def backbone_blocks(module: torch.nn.Module) -> list[torch.nn.Module]:
     """Trainable blocks of a backbone, from the input side to the output side.

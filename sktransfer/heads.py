@@ -4,6 +4,12 @@ import copy
 
 from torch import nn
 
+__all__ = [
+    "MLPHead",
+    "make_head",
+]
+
+
 HEAD_OPTIONS = ("auto", "linear", "mlp")
 
 

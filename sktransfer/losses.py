@@ -19,6 +19,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+__all__ = [
+    "DomainDiscriminator",
+    "coral_loss",
+    "dann_loss",
+    "daregram_loss",
+    "grad_reverse",
+    "mmd_loss",
+    "rsd_loss",
+    "stable_svd",
+]
+
 
 def _covariance(f):
     n = f.shape[0]
@@ -268,11 +279,3 @@ def dann_loss(features_source, features_target, discriminator):
         logits[n_s:], torch.zeros_like(logits[n_s:])
     )
     return 0.5 * (loss_s + loss_t)
-
-
-DIVERGENCES = {
-    "coral": coral_loss,
-    "mmd": mmd_loss,
-    "rsd": rsd_loss,
-    "daregram": daregram_loss,
-}

@@ -47,6 +47,12 @@ from sklearn.utils import _safe_indexing
 
 from sktransfer.data import domain_masks
 
+__all__ = [
+    "DomainAwareKFold",
+    "ImportanceWeightedScorer",
+    "ReverseValidationScorer",
+]
+
 
 def _as_2d(y):
     y = np.asarray(y, dtype=float)

@@ -3,7 +3,7 @@
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sktransfer import DomainAdaptRegressor, TransferRegressor
-from sktransfer._domain_adapt import METHODS
+from sktransfer.adaptation import list_methods
 
 SMALL = dict(
     backbone_params={"hidden_sizes": (32,)},
@@ -17,7 +17,7 @@ SMALL = dict(
 def _estimators():
     return (
         [TransferRegressor(**SMALL)]
-        + [DomainAdaptRegressor(method=method, **SMALL) for method in METHODS]
+        + [DomainAdaptRegressor(method=method, **SMALL) for method in list_methods()]
         # a linear model, solved in closed form (solver="auto")
         + [TransferRegressor("linear", random_state=0)]
     )
