@@ -20,6 +20,15 @@ __all__ = [
 class DomainMasks:
     """Boolean masks over the rows of one ``fit`` call.
 
+    Parameters
+    ----------
+    domain : ndarray of int
+        Domain label per row (``>= 0`` source, ``< 0`` target).
+    target : ndarray of bool
+        Target rows.
+    labelled : ndarray of bool
+        Rows with a finite ``y`` in every output.
+
     Attributes
     ----------
     domain : ndarray of int
@@ -36,10 +45,12 @@ class DomainMasks:
 
     @property
     def source(self):
+        """Source rows (the complement of ``target``)."""
         return ~self.target
 
     @property
     def n_target(self):
+        """Number of target rows."""
         return int(self.target.sum())
 
 
@@ -119,9 +130,11 @@ def loss_weights(masks, sample_weight=None, *, balance_target=False):
     Parameters
     ----------
     masks : DomainMasks
+        The rows' domains.
     sample_weight : ndarray of shape (n_samples,) or None
         Non-negative user weights.
     balance_target : bool, default=False
+        Balance labelled target rows against the source rows.
 
     Returns
     -------

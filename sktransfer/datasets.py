@@ -43,15 +43,20 @@ def make_domain_shift(
 
     Parameters
     ----------
-    n_source, n_target : int
-    n_features : int
+    n_source, n_target : int, default=1000, 200
+        Rows of each domain.
+    n_features : int, default=8
+        Input width.
     shift : {"covariate", "concept", "instrument"}, default="instrument"
+        The kind of shift (above).
     strength : float, default=1.0
+        Size of the shift.
     noise : float, default=0.1
         Standard deviation of the target noise.
     n_outputs : int, default=1
         With more than one, ``y`` is 2-D (each output its own ``f``).
-    random_state : int, RandomState or None
+    random_state : int, RandomState or None, default=None
+        Seeds the data.
 
     Returns
     -------
@@ -131,11 +136,12 @@ def load_weather(city, target="precip", *, features=WEATHER_FEATURES):
 
     Parameters
     ----------
-    city : str
+    city : {"Auckland", "Beijing", "Chicago", "Mumbai", "San Diego"}
+        The city.
     target : str, default="precip"
         Column predicted for the next day (``"precip"`` or ``"avg_temp"``...).
         Auckland's precipitation is all zero: use it only for temperature.
-    features : sequence of str
+    features : sequence of str, default=WEATHER_FEATURES
         Today's columns used as inputs.
 
     Returns

@@ -196,6 +196,15 @@ def list_strategies():
 def get_strategy(name):
     """The registered strategy called ``name``.
 
+    Parameters
+    ----------
+    name : str
+        A registered strategy name.
+
+    Returns
+    -------
+    strategy : FinetuneStrategy
+
     Raises
     ------
     ValueError
@@ -230,6 +239,7 @@ def parameter_groups(
     Parameters
     ----------
     network : TransferNetwork
+        The assembled network (``backbone`` and ``head``).
     lr, weight_decay : float
         The base learning rate and weight decay.
     backbone_lr : float, default=1.0
@@ -269,7 +279,17 @@ def parameter_groups(
 
 
 def l2sp_penalty(anchors):
-    """``sum ||w - w0||^2`` over ``anchors``, pairs ``(parameter, start value)``."""
+    """``sum ||w - w0||^2`` over anchored parameters.
+
+    Parameters
+    ----------
+    anchors : sequence of (torch.nn.Parameter, torch.Tensor)
+        Pairs of a parameter and its value at the start of training.
+
+    Returns
+    -------
+    penalty : scalar tensor
+    """
     total = None
     for p, p0 in anchors:
         term = (p - p0).pow(2).sum()

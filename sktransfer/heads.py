@@ -19,8 +19,11 @@ class MLPHead(nn.Module):
     Parameters
     ----------
     in_features : int
+        Width of the backbone's features.
     n_outputs : int
+        Number of targets.
     hidden_size : int, default=64
+        Width of the hidden layer.
     """
 
     def __init__(self, in_features, n_outputs, hidden_size=64):

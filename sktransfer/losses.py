@@ -42,6 +42,17 @@ def coral_loss(features_source, features_target):
 
     Non-negative, zero when both batches have the same covariance.
 
+    Parameters
+    ----------
+    features_source : tensor of shape (n_source, d)
+        Source features.
+    features_target : tensor of shape (n_target, d)
+        Target features.
+
+    Returns
+    -------
+    loss : scalar tensor
+
     Examples
     --------
     >>> import torch
@@ -71,9 +82,18 @@ def mmd_loss(features_source, features_target, kernel_mul=2.0, n_kernels=5):
 
     Parameters
     ----------
-    features_source, features_target : tensor of shape (n, d)
+    features_source : tensor of shape (n_source, d)
+        Source features.
+    features_target : tensor of shape (n_target, d)
+        Target features.
     kernel_mul : float, default=2.0
+        Ratio between neighbouring bandwidths.
     n_kernels : int, default=5
+        Number of Gaussian kernels.
+
+    Returns
+    -------
+    loss : scalar tensor
     """
     pooled = torch.cat([features_source, features_target])
     dist = _sq_distances(pooled, pooled)
@@ -126,7 +146,18 @@ class _StableSVD(torch.autograd.Function):
 
 
 def stable_svd(a):
-    """Thin SVD ``a = u @ diag(s) @ vh`` with a gradient that stays finite."""
+    """Thin SVD ``a = u @ diag(s) @ vh`` with a gradient that stays finite.
+
+    Parameters
+    ----------
+    a : tensor of shape (m, n)
+        The matrix.
+
+    Returns
+    -------
+    u, s, vh : tensors
+        As ``torch.linalg.svd(a, full_matrices=False)``.
+    """
     if a.shape[0] >= a.shape[1]:
         return _StableSVD.apply(a)
     u, s, vh = _StableSVD.apply(a.T)
@@ -153,6 +184,21 @@ def rsd_loss(features_source, features_target, base_weight=0.01, eps=1e-6):
     subspaces coincide.
 
     Non-negative; near zero for identical batches.
+
+    Parameters
+    ----------
+    features_source : tensor of shape (n_source, d)
+        Source features.
+    features_target : tensor of shape (n_target, d)
+        Target features.
+    base_weight : float, default=0.01
+        Weight of the base-mismatch term.
+    eps : float, default=1e-6
+        Floor under ``1 - cos^2`` and the base term.
+
+    Returns
+    -------
+    loss : scalar tensor
     """
     d = features_source.shape[1]
     k = max(1, min(features_source.shape[0], features_target.shape[0], d // 2 or 1))
@@ -182,6 +228,23 @@ def daregram_loss(
     spectrum (both as in Nejjar et al.; pseudo-inverses are truncated at
     ``k``, and ``k`` never exceeds the numerical rank of either Gram matrix,
     so small target batches stay stable).
+
+    Parameters
+    ----------
+    features_source : tensor of shape (n_source, d)
+        Source features.
+    features_target : tensor of shape (n_target, d)
+        Target features.
+    threshold : float, default=0.9
+        Share of the spectrum the kept eigenvalues hold.
+    angle_weight : float, default=0.05
+        Weight of the angle term.
+    scale_weight : float, default=0.001
+        Weight of the eigenvalue-scale term.
+
+    Returns
+    -------
+    loss : scalar tensor
     """
     ones_s = features_source.new_ones(features_source.shape[0], 1)
     ones_t = features_target.new_ones(features_target.shape[0], 1)
@@ -231,7 +294,20 @@ class _GradientReversal(torch.autograd.Function):
 
 
 def grad_reverse(x, coeff=1.0):
-    """Identity forward; multiplies the gradient by ``-coeff`` backward."""
+    """Identity forward; multiplies the gradient by ``-coeff`` backward.
+
+    Parameters
+    ----------
+    x : tensor
+        The input.
+    coeff : float, default=1.0
+        Size of the reversed gradient.
+
+    Returns
+    -------
+    tensor
+        ``x``, viewed.
+    """
     return _GradientReversal.apply(x, coeff)
 
 
@@ -244,7 +320,9 @@ class DomainDiscriminator(nn.Module):
     Parameters
     ----------
     in_features : int
+        Width of the features.
     hidden_size : int, default=64
+        Width of the two hidden layers.
     """
 
     def __init__(self, in_features, hidden_size=64):
@@ -268,6 +346,19 @@ def dann_loss(features_source, features_target, discriminator):
     the reversed gradient pushes the features to make that impossible. Each
     domain's cross-entropy is averaged separately so unequal batches weigh
     the same. Non-negative.
+
+    Parameters
+    ----------
+    features_source : tensor of shape (n_source, d)
+        Source features.
+    features_target : tensor of shape (n_target, d)
+        Target features.
+    discriminator : torch.nn.Module
+        Maps features to one logit per row (:class:`DomainDiscriminator`).
+
+    Returns
+    -------
+    loss : scalar tensor
     """
     f = grad_reverse(torch.cat([features_source, features_target]))
     logits = discriminator(f)

@@ -69,8 +69,11 @@ class DomainAwareKFold:
     Parameters
     ----------
     n_splits : int, default=5
+        Number of folds of the source rows.
     shuffle : bool, default=True
+        Shuffle the source rows before splitting.
     random_state : int or None, default=None
+        Seeds the shuffle.
     """
 
     def __init__(self, n_splits=5, shuffle=True, random_state=None):
@@ -79,6 +82,19 @@ class DomainAwareKFold:
         self.random_state = random_state
 
     def get_n_splits(self, X=None, y=None, groups=None, **kwargs):
+        """The number of folds.
+
+        Parameters
+        ----------
+        X, y, groups : ignored
+            For scikit-learn's splitter API.
+        **kwargs : dict
+            Ignored.
+
+        Returns
+        -------
+        n_splits : int
+        """
         return self.n_splits
 
     def split(self, X, y=None, groups=None, sample_domain=None):
@@ -87,10 +103,17 @@ class DomainAwareKFold:
         Parameters
         ----------
         X : array-like of shape (n_samples, ...)
+            The rows (only their number is used).
         y : array-like, NaN for unlabelled rows
             Required when ``sample_domain`` is None (NaN marks target rows).
-        groups : ignored
+        groups : None
+            Ignored.
         sample_domain : array-like of int or None
+            ``>= 0`` source rows, ``< 0`` target rows.
+
+        Yields
+        ------
+        train, valid : ndarray of int
         """
         n = len(X)
         if y is None and sample_domain is None:
@@ -155,7 +178,17 @@ class ImportanceWeightedScorer:
         self.clip_quantile = clip_quantile
 
     def weights(self, X_source, X_target):
-        """Density-ratio weights of the source rows (mean 1)."""
+        """Density-ratio weights of the source rows (mean 1).
+
+        Parameters
+        ----------
+        X_source, X_target : array-like
+            Source and target rows.
+
+        Returns
+        -------
+        weights : ndarray of shape (n_source,)
+        """
         clf = clone(
             self.domain_classifier
             if self.domain_classifier is not None
@@ -171,6 +204,24 @@ class ImportanceWeightedScorer:
         return w / w.mean()
 
     def __call__(self, estimator, X, y, sample_domain=None):
+        """Score ``estimator`` on a validation fold (higher is better).
+
+        Parameters
+        ----------
+        estimator : fitted regressor
+            The model to score.
+        X : array-like of shape (n_samples, ...)
+            The fold's rows: labelled source rows and unlabelled target rows.
+        y : array-like
+            Targets; NaN marks the unlabelled target rows.
+        sample_domain : array-like of int or None, default=None
+            ``>= 0`` source rows, ``< 0`` target rows.
+
+        Returns
+        -------
+        score : float
+            A negative mean squared error.
+        """
         src, tgt = _split_rows(X, y, sample_domain)
         Xs = _safe_indexing(X, src)
         ys = _as_2d(y)[src]
@@ -194,6 +245,24 @@ class ReverseValidationScorer:
     """
 
     def __call__(self, estimator, X, y, sample_domain=None):
+        """Score ``estimator`` on a validation fold (higher is better).
+
+        Parameters
+        ----------
+        estimator : fitted regressor
+            The model to score.
+        X : array-like of shape (n_samples, ...)
+            The fold's rows: labelled source rows and unlabelled target rows.
+        y : array-like
+            Targets; NaN marks the unlabelled target rows.
+        sample_domain : array-like of int or None, default=None
+            ``>= 0`` source rows, ``< 0`` target rows.
+
+        Returns
+        -------
+        score : float
+            A negative mean squared error.
+        """
         src, tgt = _split_rows(X, y, sample_domain)
         Xs = _safe_indexing(X, src)
         ys = _as_2d(y)[src]

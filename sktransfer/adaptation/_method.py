@@ -46,7 +46,9 @@ class AdaptationMethod:
         Parameters
         ----------
         features_source : tensor of shape (n_source, n_features)
+            Source features of the batch.
         features_target : tensor of shape (n_target, n_features)
+            Target features of the batch.
         modules : dict of str -> torch.nn.Module
             The trained instances of the modules from :meth:`modules`.
         """
@@ -74,6 +76,7 @@ class AdaptationMethod:
         da_ramp : {"dann", "linear", "constant"}
             Schedule of the adaptation weight.
         max_epochs : int
+            The epoch budget.
 
         Returns
         -------
@@ -93,6 +96,7 @@ def reestimate_batch_norm(network, X_target, chunk=1024):
     network : TransferNetwork
         Trained; its normaliser still inactive (``X_target`` is scaled).
     X_target : tensor of shape (n_target, ...)
+        Scaled target rows.
     chunk : int, default=1024
         Rows per forward pass (chunks of one row are skipped).
     """
@@ -152,6 +156,15 @@ def list_methods():
 
 def get_method(name):
     """The registered adaptation method called ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A registered method name.
+
+    Returns
+    -------
+    method : AdaptationMethod
 
     Raises
     ------

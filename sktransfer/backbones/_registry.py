@@ -60,6 +60,16 @@ def list_backbones() -> list[str]:
 def get_backbone_factory(name: str) -> Callable[..., torch.nn.Module]:
     """Return the factory registered under ``name``.
 
+    Parameters
+    ----------
+    name : str
+        A registered backbone name.
+
+    Returns
+    -------
+    factory : callable
+        Called as ``factory(input_shape, **backbone_params)``.
+
     Raises
     ------
     ValueError

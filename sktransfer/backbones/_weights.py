@@ -81,6 +81,18 @@ def load_weights(module: torch.nn.Module, weights) -> torch.nn.Module:
     such as ``module.`` or ``backbone.`` is stripped). Otherwise a ``ValueError``
     names the missing and unexpected keys and the shape mismatches.
 
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The module to load into.
+    weights : str, os.PathLike or mapping
+        As for :func:`read_state_dict`.
+
+    Returns
+    -------
+    module : torch.nn.Module
+        ``module`` itself, loaded.
+
     Examples
     --------
     >>> import torch

@@ -40,7 +40,9 @@ class MLPBackbone(nn.Module):
     hidden_sizes : sequence of int, default=(128, 128)
         Width of each hidden layer; the last one is the feature width.
     activation : {"relu", "gelu", "tanh", "silu"}, default="relu"
+        Activation after each hidden layer.
     dropout : float, default=0.0
+        Dropout after each hidden layer (0: none).
     batch_norm : bool, default=False
         Add ``BatchNorm1d`` after each linear layer (its statistics are
         re-estimated per domain by ``DomainAdaptRegressor(method="adabn")``).
@@ -77,21 +79,25 @@ class MLPBackbone(nn.Module):
 class CNN1d(nn.Module):
     """1-D convolutional feature extractor for multichannel sequences and spectra.
 
+    Features are the global average of the last block (width ``channels[-1]``).
+
     Parameters
     ----------
     in_channels : int
+        Channels of the input sequence.
     channels : sequence of int, default=(16, 32)
         Output channels of each convolution block (conv -> activation -> pool).
     kernel_size : int, default=5
+        Width of every convolution ("same" padding).
     pool : int, default=2
         Max-pooling factor after each block (skipped where the sequence is
         already too short).
-    activation : str, default="relu"
+    activation : {"relu", "gelu", "tanh", "silu"}, default="relu"
+        Activation after each convolution.
     batch_norm : bool, default=True
-    length : int or None
+        Add ``BatchNorm1d`` after each convolution.
+    length : int or None, default=None
         Sequence length, used only to size the pooling.
-
-    Features are the global average of the last block (width ``channels[-1]``).
     """
 
     def __init__(
@@ -135,10 +141,15 @@ class GRUBackbone(nn.Module):
     Parameters
     ----------
     in_channels : int
+        Channels of the input sequence (the GRU's input size).
     hidden_size : int, default=32
+        Width of the hidden state.
     num_layers : int, default=1
+        Stacked GRU layers.
     dropout : float, default=0.0
+        Dropout between stacked layers (ignored for one layer).
     bidirectional : bool, default=False
+        Read the sequence in both directions (features twice as wide).
     """
 
     def __init__(
