@@ -220,8 +220,9 @@ def get_strategy(name):
         ) from None
 
 
-for _strategy in (Full, LinearProbe, LinearProbeThenFinetune, Gradual):
-    register_strategy(_strategy)
+for _builtin_strategy in (Full, LinearProbe, LinearProbeThenFinetune, Gradual):
+    register_strategy(_builtin_strategy)
+del _builtin_strategy
 
 
 def parameter_groups(

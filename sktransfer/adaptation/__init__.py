@@ -31,8 +31,9 @@ from sktransfer.adaptation._method import (
     register_method,
 )
 
-for _method in BUILTIN:
-    register_method(_method)
+for _builtin_method in BUILTIN:
+    register_method(_builtin_method)
+del _builtin_method
 
 __all__ = [
     "CORAL",
