@@ -1,7 +1,8 @@
 """Parameter descriptions shared by the estimators, written once.
 
 A docstring line holding only ``%(name)s`` is replaced by the entry ``name``,
-indented like that line (see :func:`fill_doc`).
+indented like that line (see :func:`fill_doc`); ``%(model_parameters)s`` and
+``%(training_parameters)s`` stand for the shared groups.
 """
 
 import re
@@ -127,6 +128,12 @@ sample_weight : array-like of shape (n_samples,), default=None
     scaling statistics.""",
 }
 
+FEATURES = """\
+features_source : tensor of shape (n_source, d)
+    Source features.
+features_target : tensor of shape (n_target, d)
+    Target features."""
+
 ATTRIBUTES = """\
 net_ : skorch.NeuralNet
     The trained net: how it was trained (parameter groups, callbacks,
@@ -156,8 +163,26 @@ y_mean_, y_scale_ : ndarray of shape (n_outputs,)
 device_ : str
     The device the network lives on."""
 
+#: the model and training parameters both estimators share, in signature order
+MODEL_PARAMETERS = (
+    "backbone",
+    "backbone_params",
+    "weights",
+    "head",
+    "input_shape",
+    "standardize_X",
+)
+TRAINING_PARAMETERS = tuple(p for p in PARAMETERS if p not in MODEL_PARAMETERS)
+
 _PLACEHOLDER = re.compile(r"^(?P<indent>\s*)%\((?P<name>\w+)\)s\s*$")
-_ALL = {**PARAMETERS, **FIT_PARAMETERS, "attributes": ATTRIBUTES}
+_ALL = {
+    **PARAMETERS,
+    **FIT_PARAMETERS,
+    "attributes": ATTRIBUTES,
+    "features": FEATURES,
+    "model_parameters": "\n".join(PARAMETERS[p] for p in MODEL_PARAMETERS),
+    "training_parameters": "\n".join(PARAMETERS[p] for p in TRAINING_PARAMETERS),
+}
 
 
 def fill_doc(obj):

@@ -45,12 +45,7 @@ class DomainAdaptRegressor(BaseTransferEstimator):
 
     Parameters
     ----------
-    %(backbone)s
-    %(backbone_params)s
-    %(weights)s
-    %(head)s
-    %(input_shape)s
-    %(standardize_X)s
+    %(model_parameters)s
     method : str, default="adabn"
         A registered adaptation method (:mod:`sktransfer.adaptation`):
 
@@ -76,20 +71,7 @@ class DomainAdaptRegressor(BaseTransferEstimator):
         Standardise each domain's inputs with its own statistics under any
         method (``method="adabn"`` implies it). Prediction uses the target
         statistics.
-    %(max_epochs)s
-    %(batch_size)s
-    %(lr)s
-    %(weight_decay)s
-    %(optimizer)s
-    %(solver)s
-    %(early_stopping)s
-    %(validation_fraction)s
-    %(n_iter_no_change)s
-    %(standardize_y)s
-    %(random_state)s
-    %(device)s
-    %(precision)s
-    %(verbose)s
+    %(training_parameters)s
 
     Attributes
     ----------

@@ -26,12 +26,7 @@ class TransferRegressor(BaseTransferEstimator):
 
     Parameters
     ----------
-    %(backbone)s
-    %(backbone_params)s
-    %(weights)s
-    %(head)s
-    %(input_shape)s
-    %(standardize_X)s
+    %(model_parameters)s
     finetune : str, default="full"
         A registered fine-tuning strategy (:mod:`sktransfer.finetuning`):
         ``"full"``, ``"linear_probe"`` (backbone frozen), ``"lp_ft"`` (probe,
@@ -44,20 +39,7 @@ class TransferRegressor(BaseTransferEstimator):
         Strength of the L2-SP penalty ``l2sp / 2 * ||w - w0||^2`` pulling
         pretrained parameters (backbone, and a reused head) toward their
         pretrained values. 0 disables it.
-    %(max_epochs)s
-    %(batch_size)s
-    %(lr)s
-    %(weight_decay)s
-    %(optimizer)s
-    %(solver)s
-    %(early_stopping)s
-    %(validation_fraction)s
-    %(n_iter_no_change)s
-    %(standardize_y)s
-    %(random_state)s
-    %(device)s
-    %(precision)s
-    %(verbose)s
+    %(training_parameters)s
 
     Attributes
     ----------

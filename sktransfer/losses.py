@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sktransfer._docs import fill_doc
+
 __all__ = [
     "DomainDiscriminator",
     "coral_loss",
@@ -37,6 +39,7 @@ def _covariance(f):
     return centred.T @ centred / max(n - 1, 1)
 
 
+@fill_doc
 def coral_loss(features_source, features_target):
     """Deep CORAL: ``||C_s - C_t||_F^2 / (4 d^2)`` between feature covariances.
 
@@ -44,10 +47,7 @@ def coral_loss(features_source, features_target):
 
     Parameters
     ----------
-    features_source : tensor of shape (n_source, d)
-        Source features.
-    features_target : tensor of shape (n_target, d)
-        Target features.
+    %(features)s
 
     Returns
     -------
@@ -71,6 +71,7 @@ def _sq_distances(a, b):
     return d.clamp_min(0.0)
 
 
+@fill_doc
 def mmd_loss(features_source, features_target, kernel_mul=2.0, n_kernels=5):
     """Multi-kernel maximum mean discrepancy (biased estimate, squared).
 
@@ -82,10 +83,7 @@ def mmd_loss(features_source, features_target, kernel_mul=2.0, n_kernels=5):
 
     Parameters
     ----------
-    features_source : tensor of shape (n_source, d)
-        Source features.
-    features_target : tensor of shape (n_target, d)
-        Target features.
+    %(features)s
     kernel_mul : float, default=2.0
         Ratio between neighbouring bandwidths.
     n_kernels : int, default=5
@@ -170,6 +168,7 @@ def _subspace(f, k):
     return u[:, :k]
 
 
+@fill_doc
 def rsd_loss(features_source, features_target, base_weight=0.01, eps=1e-6):
     """Representation Subspace Distance (Chen et al., ICML 2021).
 
@@ -187,10 +186,7 @@ def rsd_loss(features_source, features_target, base_weight=0.01, eps=1e-6):
 
     Parameters
     ----------
-    features_source : tensor of shape (n_source, d)
-        Source features.
-    features_target : tensor of shape (n_target, d)
-        Target features.
+    %(features)s
     base_weight : float, default=0.01
         Weight of the base-mismatch term.
     eps : float, default=1e-6
@@ -211,6 +207,7 @@ def rsd_loss(features_source, features_target, base_weight=0.01, eps=1e-6):
     return sin.sum() + base_weight * (base - eps**0.5)
 
 
+@fill_doc
 def daregram_loss(
     features_source,
     features_target,
@@ -231,10 +228,7 @@ def daregram_loss(
 
     Parameters
     ----------
-    features_source : tensor of shape (n_source, d)
-        Source features.
-    features_target : tensor of shape (n_target, d)
-        Target features.
+    %(features)s
     threshold : float, default=0.9
         Share of the spectrum the kept eigenvalues hold.
     angle_weight : float, default=0.05
@@ -339,6 +333,7 @@ class DomainDiscriminator(nn.Module):
         return self.net(x).squeeze(-1)
 
 
+@fill_doc
 def dann_loss(features_source, features_target, discriminator):
     """Domain-adversarial loss through a gradient reversal layer.
 
@@ -349,10 +344,7 @@ def dann_loss(features_source, features_target, discriminator):
 
     Parameters
     ----------
-    features_source : tensor of shape (n_source, d)
-        Source features.
-    features_target : tensor of shape (n_target, d)
-        Target features.
+    %(features)s
     discriminator : torch.nn.Module
         Maps features to one logit per row (:class:`DomainDiscriminator`).
 

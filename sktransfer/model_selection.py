@@ -54,6 +54,26 @@ __all__ = [
 ]
 
 
+_SCORE_DOC = """Score ``estimator`` on a validation fold (higher is better).
+
+    Parameters
+    ----------
+    estimator : fitted regressor
+        The model to score.
+    X : array-like of shape (n_samples, ...)
+        The fold's rows: labelled source rows and unlabelled target rows.
+    y : array-like
+        Targets; NaN marks the unlabelled target rows.
+    sample_domain : array-like of int or None, default=None
+        ``>= 0`` source rows, ``< 0`` target rows.
+
+    Returns
+    -------
+    score : float
+        A negative mean squared error.
+    """
+
+
 def _as_2d(y):
     y = np.asarray(y, dtype=float)
     return y.reshape(len(y), -1)
@@ -204,24 +224,6 @@ class ImportanceWeightedScorer:
         return w / w.mean()
 
     def __call__(self, estimator, X, y, sample_domain=None):
-        """Score ``estimator`` on a validation fold (higher is better).
-
-        Parameters
-        ----------
-        estimator : fitted regressor
-            The model to score.
-        X : array-like of shape (n_samples, ...)
-            The fold's rows: labelled source rows and unlabelled target rows.
-        y : array-like
-            Targets; NaN marks the unlabelled target rows.
-        sample_domain : array-like of int or None, default=None
-            ``>= 0`` source rows, ``< 0`` target rows.
-
-        Returns
-        -------
-        score : float
-            A negative mean squared error.
-        """
         src, tgt = _split_rows(X, y, sample_domain)
         Xs = _safe_indexing(X, src)
         ys = _as_2d(y)[src]
@@ -245,24 +247,6 @@ class ReverseValidationScorer:
     """
 
     def __call__(self, estimator, X, y, sample_domain=None):
-        """Score ``estimator`` on a validation fold (higher is better).
-
-        Parameters
-        ----------
-        estimator : fitted regressor
-            The model to score.
-        X : array-like of shape (n_samples, ...)
-            The fold's rows: labelled source rows and unlabelled target rows.
-        y : array-like
-            Targets; NaN marks the unlabelled target rows.
-        sample_domain : array-like of int or None, default=None
-            ``>= 0`` source rows, ``< 0`` target rows.
-
-        Returns
-        -------
-        score : float
-            A negative mean squared error.
-        """
         src, tgt = _split_rows(X, y, sample_domain)
         Xs = _safe_indexing(X, src)
         ys = _as_2d(y)[src]
@@ -276,3 +260,7 @@ class ReverseValidationScorer:
         rows = np.concatenate([tgt, src])
         reverse = clone(estimator).fit(_safe_indexing(X, rows), y_rev)
         return -float(_mse(reverse.predict(Xs), ys).mean())
+
+
+ImportanceWeightedScorer.__call__.__doc__ = _SCORE_DOC
+ReverseValidationScorer.__call__.__doc__ = _SCORE_DOC

@@ -20,18 +20,16 @@ BLOCKS = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
 @pytest.fixture
 def registries():
     """Leave the global registries as they were."""
-    saved = (
-        dict(backbone_registry._REGISTRY),
-        dict(adaptation_registry._METHODS),
-        dict(_STRATEGIES),
+    live = (
+        backbone_registry._REGISTRY.entries,
+        adaptation_registry._METHODS.entries,
+        _STRATEGIES.entries,
     )
+    saved = [dict(entries) for entries in live]
     yield
-    for live, old in zip(
-        (backbone_registry._REGISTRY, adaptation_registry._METHODS, _STRATEGIES),
-        saved,
-    ):
-        live.clear()
-        live.update(old)
+    for entries, old in zip(live, saved):
+        entries.clear()
+        entries.update(old)
 
 
 def test_the_page_has_the_three_recipes():

@@ -21,6 +21,7 @@ from sktransfer.adaptation._builtin import (
     MMD,
     RSD,
     AdaBN,
+    Divergence,
     SourceOnly,
 )
 from sktransfer.adaptation._method import (
@@ -43,6 +44,7 @@ __all__ = [
     "RSD",
     "AdaBN",
     "AdaptationMethod",
+    "Divergence",
     "SourceOnly",
     "get_method",
     "list_methods",

@@ -11,6 +11,19 @@ from sktransfer.losses import (
 )
 
 
+class Divergence(AdaptationMethod):
+    """A method whose loss is a divergence between the feature batches.
+
+    Subclasses set ``divergence``, a function ``(features_source,
+    features_target) -> scalar tensor`` (see :mod:`sktransfer.losses`).
+    """
+
+    divergence = None
+
+    def loss(self, features_source, features_target, modules):
+        return type(self).divergence(features_source, features_target)
+
+
 class SourceOnly(AdaptationMethod):
     """No adaptation: the labelled rows alone (the baseline to beat)."""
 
@@ -44,48 +57,40 @@ class DANN(AdaptationMethod):
         return dann_loss(features_source, features_target, modules["discriminator"])
 
 
-class CORAL(AdaptationMethod):
+class CORAL(Divergence):
     """Deep CORAL (Sun & Saenko, "Deep CORAL: Correlation Alignment for Deep
     Domain Adaptation", ECCV workshops 2016)."""
 
     name = "coral"
     default_weight = 10.0
-
-    def loss(self, features_source, features_target, modules):
-        return coral_loss(features_source, features_target)
+    divergence = staticmethod(coral_loss)
 
 
-class MMD(AdaptationMethod):
+class MMD(Divergence):
     """Multi-kernel MMD (Long et al., "Learning Transferable Features with Deep
     Adaptation Networks", ICML 2015)."""
 
     name = "mmd"
     default_weight = 0.1
-
-    def loss(self, features_source, features_target, modules):
-        return mmd_loss(features_source, features_target)
+    divergence = staticmethod(mmd_loss)
 
 
-class RSD(AdaptationMethod):
+class RSD(Divergence):
     """Representation Subspace Distance (Chen et al., "Representation Subspace
     Distance for Domain Adaptation Regression", ICML 2021)."""
 
     name = "rsd"
     default_weight = 0.1
-
-    def loss(self, features_source, features_target, modules):
-        return rsd_loss(features_source, features_target)
+    divergence = staticmethod(rsd_loss)
 
 
-class DAREGRAM(AdaptationMethod):
+class DAREGRAM(Divergence):
     """DARE-GRAM (Nejjar et al., "DARE-GRAM: Unsupervised Domain Adaptation
     Regression by Aligning Inverse Gram Matrices", WACV 2024)."""
 
     name = "daregram"
     default_weight = 10.0
-
-    def loss(self, features_source, features_target, modules):
-        return daregram_loss(features_source, features_target)
+    divergence = staticmethod(daregram_loss)
 
 
 BUILTIN = (SourceOnly, AdaBN, DANN, CORAL, MMD, RSD, DAREGRAM)

@@ -4,6 +4,7 @@ import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from sktransfer._callbacks import DAWeightSchedule
+from sktransfer._registry import Registry
 
 
 class AdaptationMethod:
@@ -117,7 +118,9 @@ def reestimate_batch_norm(network, X_target, chunk=1024):
         m.train(training)
 
 
-_METHODS: dict[str, AdaptationMethod] = {}
+_METHODS = Registry(
+    "adaptation method", "method", "sktransfer.adaptation.register_method"
+)
 
 
 def register_method(method, *, overwrite=False):
@@ -134,24 +137,12 @@ def register_method(method, *, overwrite=False):
     -------
     method : the argument, unchanged (usable as a class decorator).
     """
-    instance = method() if isinstance(method, type) else method
-    if not isinstance(instance, AdaptationMethod) or not instance.name:
-        raise TypeError(
-            "method must be an AdaptationMethod subclass or instance with a "
-            f"non-empty name; got {method!r}."
-        )
-    if instance.name in _METHODS and not overwrite:
-        raise ValueError(
-            f"An adaptation method named {instance.name!r} is already registered; "
-            "pass overwrite=True to replace it."
-        )
-    _METHODS[instance.name] = instance
-    return method
+    return _METHODS.add_named(method, AdaptationMethod, overwrite)
 
 
 def list_methods():
     """Names of the registered adaptation methods, in registration order."""
-    return list(_METHODS)
+    return _METHODS.names()
 
 
 def get_method(name):
@@ -171,11 +162,4 @@ def get_method(name):
     ValueError
         If no method of that name is registered; the message lists them.
     """
-    try:
-        return _METHODS[name]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"method={name!r} is not a registered adaptation method. Use one of "
-            f"{list_methods()}, or register your own with "
-            "sktransfer.adaptation.register_method."
-        ) from None
+    return _METHODS.get(name)

@@ -4,7 +4,14 @@ from collections.abc import Callable
 
 import torch
 
-_REGISTRY: dict[str, Callable[..., torch.nn.Module]] = {}
+from sktransfer._registry import Registry
+
+_REGISTRY = Registry(
+    "backbone",
+    "backbone",
+    "sktransfer.backbones.register_backbone",
+    alternatives=", pass a torch.nn.Module or a fitted sktransfer estimator",
+)
 
 
 def register_backbone(
@@ -39,22 +46,14 @@ def register_backbone(
     >>> "tiny_doc" in list_backbones()
     True
     """
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"name must be a non-empty str, got {name!r}.")
     if not callable(factory):
         raise TypeError(f"factory must be callable, got {type(factory).__name__}.")
-    if name in _REGISTRY and not overwrite:
-        raise ValueError(
-            f"A backbone named {name!r} is already registered; pass overwrite=True "
-            "to replace it."
-        )
-    _REGISTRY[name] = factory
-    return factory
+    return _REGISTRY.add(name, factory, overwrite)
 
 
 def list_backbones() -> list[str]:
     """Return the sorted names of all registered backbones."""
-    return sorted(_REGISTRY)
+    return sorted(_REGISTRY.names())
 
 
 def get_backbone_factory(name: str) -> Callable[..., torch.nn.Module]:
@@ -76,12 +75,4 @@ def get_backbone_factory(name: str) -> Callable[..., torch.nn.Module]:
         If no backbone of that name is registered; the message lists the
         registered names.
     """
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(
-            f"backbone={name!r} is not a registered backbone. Use one of "
-            f"{list_backbones()}, pass a torch.nn.Module or a fitted sktransfer "
-            "estimator, or register your own with "
-            "sktransfer.backbones.register_backbone."
-        ) from None
+    return _REGISTRY.get(name)

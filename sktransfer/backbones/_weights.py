@@ -4,6 +4,7 @@ import os
 from collections.abc import Mapping
 
 import torch
+from safetensors.torch import load_file
 
 _PREFIXES = ("module.", "backbone.", "net_.module_.backbone.")
 
@@ -31,8 +32,6 @@ def read_state_dict(weights) -> dict:
                 "'.safetensors' file or of a torch.save(state_dict) file."
             )
         if path.endswith(".safetensors"):
-            from safetensors.torch import load_file
-
             state = load_file(path, device="cpu")
         else:
             try:
