@@ -30,8 +30,8 @@ from sktransfer._batches import TensorData, ValidFraction
 from sktransfer._callbacks import LossTermRecorder
 from sktransfer._closed_form import AUTO_MAX_FEATURES, linear_head_applicable
 from sktransfer._device import PRECISIONS, Seeds, autocast, resolve_device, seeded_torch
+from sktransfer._module import TransferModule
 from sktransfer._net import TransferNet
-from sktransfer._network import TransferNetwork
 from sktransfer._scaling import Scaling
 from sktransfer.backbones import get_backbone_factory, load_weights
 from sktransfer.data import domain_masks, loss_weights
@@ -425,7 +425,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         return est
 
     def _build_network(self, shapes, n_outputs):
-        """``(TransferNetwork, Origin)``: backbone, head, what is inherited."""
+        """``(TransferModule, Origin)``: backbone, head, what is inherited."""
         backbone, pretrained_head, origin = self._backbone(shapes, n_outputs)
         if self.weights is not None:
             load_weights(backbone, self.weights)
@@ -443,7 +443,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
             origin.head_pretrained = True
         else:
             head = make_head(self.head, n_features, n_outputs)
-        network = TransferNetwork(backbone, head, n_features, shapes.reshape_to)
+        network = TransferModule(backbone, head, n_features, shapes.reshape_to)
         return network, origin
 
     def _backbone(self, shapes, n_outputs):

@@ -41,7 +41,7 @@ def linear_head_applicable(network, *, frozen_backbone, feature_loss):
 
     Parameters
     ----------
-    network : TransferNetwork
+    network : TransferModule
     frozen_backbone : bool
         The fine-tuning strategy keeps the backbone frozen (a linear probe).
     feature_loss : bool
@@ -101,7 +101,7 @@ def solve_linear_head(network, X, y, weight, rows, *, strength, anchored, pretra
 
     Parameters
     ----------
-    network : TransferNetwork
+    network : TransferModule
         In eval mode; ``X`` is already scaled as the training loop sees it.
     X, y : tensors
         Inputs and standardised targets.

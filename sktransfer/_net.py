@@ -24,7 +24,7 @@ class TransferNet(NeuralNet):
     Parameters
     ----------
     *args, **kwargs
-        As for ``skorch.NeuralNet``; ``module`` is a ``TransferNetwork``.
+        As for ``skorch.NeuralNet``; ``module`` is a ``TransferModule``.
     param_groups : list of dict or None, default=None
         Optimizer parameter groups ``{"params": [names], "lr", "weight_decay"}``
         with names from ``module.named_parameters()``; None: one group.

@@ -2,7 +2,7 @@
 configures the network's normaliser.
 
 Training arrays are scaled once, in numpy, before training (one float32 copy of
-``X``); the network's :class:`~sktransfer._network.Standardize` layer stays
+``X``); the network's :class:`~sktransfer._module.Standardize` layer stays
 inactive while training and is switched on with the same statistics when
 training ends, so prediction takes raw inputs. Steps that run the trained
 network on the (already scaled) training rows -- AdaBN's batch-norm

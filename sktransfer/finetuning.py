@@ -107,7 +107,7 @@ class FinetuneStrategy:
 
         Parameters
         ----------
-        network : TransferNetwork
+        network : TransferModule
             The network to train; ``network.backbone`` has parameters.
         max_epochs : int
             The epoch budget.
@@ -223,7 +223,7 @@ def parameter_groups(
 
     Parameters
     ----------
-    network : TransferNetwork
+    network : TransferModule
         The assembled network (``backbone`` and ``head``).
     lr, weight_decay : float
         The base learning rate and weight decay.

@@ -94,7 +94,7 @@ def reestimate_batch_norm(network, X_target, chunk=1024):
 
     Parameters
     ----------
-    network : TransferNetwork
+    network : TransferModule
         Trained; its normaliser still inactive (``X_target`` is scaled).
     X_target : tensor of shape (n_target, ...)
         Scaled target rows.

@@ -1,4 +1,4 @@
-"""The assembled network: input standardisation -> backbone -> head."""
+"""The network ``net_.module_``: input standardisation -> backbone -> head."""
 
 import torch
 from torch import nn
@@ -38,7 +38,7 @@ class Standardize(nn.Module):
         return torch.addcmul(self._shift, x, self._inv)
 
 
-class TransferNetwork(nn.Module):
+class TransferModule(nn.Module):
     """``head(backbone(reshape(normalizer(x))))``.
 
     Parameters
