@@ -22,3 +22,28 @@ def warn(message, category=UserWarning):
         frame = frame.f_back
         level += 1
     warnings.warn(message, category, stacklevel=level)
+
+
+def moved(module_name, names):
+    """A module ``__getattr__`` for names that moved: warn, then hand them over.
+
+    Parameters
+    ----------
+    module_name : str
+        The module the names used to be public in.
+    names : dict of str -> (callable, str)
+        Old name -> (a function returning the object, what to use instead).
+    """
+
+    def __getattr__(name):
+        if name not in names:
+            raise AttributeError(f"module {module_name!r} has no attribute {name!r}")
+        get, instead = names[name]
+        warn(
+            f"{module_name}.{name} is deprecated and will be removed in sktransfer "
+            f"0.3; use {instead}.",
+            FutureWarning,
+        )
+        return get()
+
+    return __getattr__

@@ -9,6 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sktransfer import _batches
+from sktransfer._warnings import moved
+
 __all__ = [
     "DomainMasks",
     "domain_masks",
@@ -150,3 +153,17 @@ def loss_weights(masks, sample_weight=None, *, balance_target=False):
         w[labelled_target] *= w[~masks.target].sum() / w[labelled_target].sum()
     w /= w[masks.labelled].mean()
     return w.astype(np.float32)
+
+
+__getattr__ = moved(
+    "sktransfer.data",
+    {
+        name: (lambda name=name: getattr(_batches, name), "the estimators' fit")
+        for name in (
+            "TensorData",
+            "BatchIterator",
+            "BalancedIterator",
+            "validation_split",
+        )
+    },
+)

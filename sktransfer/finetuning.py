@@ -31,6 +31,7 @@ import torch
 
 from sktransfer._callbacks import UnfreezeSchedule
 from sktransfer._registry import Registry
+from sktransfer._warnings import moved
 
 __all__ = [
     "FinetuneStrategy",
@@ -280,3 +281,9 @@ def l2sp_penalty(anchors):
         term = (p - p0).pow(2).sum()
         total = term if total is None else total + term
     return total
+
+
+__getattr__ = moved(
+    "sktransfer.finetuning",
+    {"FINETUNE_OPTIONS": (lambda: tuple(list_strategies()), "list_strategies()")},
+)

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sktransfer._docs import fill_doc
+from sktransfer._warnings import moved
 
 __all__ = [
     "DomainDiscriminator",
@@ -362,3 +363,19 @@ def dann_loss(features_source, features_target, discriminator):
         logits[n_s:], torch.zeros_like(logits[n_s:])
     )
     return 0.5 * (loss_s + loss_t)
+
+
+__getattr__ = moved(
+    "sktransfer.losses",
+    {
+        "DIVERGENCES": (
+            lambda: {
+                "coral": coral_loss,
+                "mmd": mmd_loss,
+                "rsd": rsd_loss,
+                "daregram": daregram_loss,
+            },
+            "sktransfer.adaptation.get_method(name).loss",
+        )
+    },
+)
