@@ -261,10 +261,8 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         sample_weight = self._validate_sample_weight(sample_weight, X, masks)
         weight = self._loss_weights(masks, sample_weight)
         shapes = self._resolve_shapes(X)
-        seeds, device = (
-            Seeds.from_random_state(self.random_state),
-            resolve_device(self.device),
-        )
+        seeds = Seeds.from_random_state(self.random_state)
+        device = resolve_device(self.device)
         with seeded_torch(seeds.init, device):
             network, origin = self._build_network(shapes, y.shape[1])
             scaling = self._make_scaling(origin, masks)
@@ -478,7 +476,11 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         return backbone, None, Origin(backbone_pretrained=self.weights is not None)
 
     # --- stage: scaling -------------------------------------------------------
-    def _make_scaling(self, origin, masks, per_domain=False):
+    def _per_domain_scaling(self, masks):
+        """Whether each domain's inputs are scaled with their own statistics."""
+        return False
+
+    def _make_scaling(self, origin, masks):
         """The :class:`~sktransfer._scaling.Scaling` of this fit."""
         mode = self.standardize_X
         if mode == "auto":
@@ -493,7 +495,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         return Scaling(
             mode,
             self.standardize_y,
-            per_domain=per_domain,
+            per_domain=self._per_domain_scaling(masks),
             inherited=origin.source,
             inherit_y=origin.head_pretrained,
         )

@@ -173,12 +173,9 @@ class DomainAdaptRegressor(BaseTransferEstimator):
         # all source rows (as in "S+T" training)
         return loss_weights(masks, sample_weight, balance_target=True)
 
-    def _per_domain(self, masks):
+    def _per_domain_scaling(self, masks):
         per_domain = self.domain_norm or get_method(self.method).per_domain_scaling
         return per_domain and masks.n_target > 0
-
-    def _make_scaling(self, origin, masks, per_domain=False):
-        return super()._make_scaling(origin, masks, per_domain=self._per_domain(masks))
 
     def _plan(self, network, origin, masks):
         """The adaptation plan: the method's loss, modules, callbacks, batching."""
@@ -201,7 +198,7 @@ class DomainAdaptRegressor(BaseTransferEstimator):
             plan.callbacks = method.callbacks(
                 da_ramp=self.da_ramp, max_epochs=self.max_epochs
             )
-        if self._per_domain(masks):
+        if self._per_domain_scaling(masks):
             plan.after_training = _reestimate_on_target
         return plan
 
