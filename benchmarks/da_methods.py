@@ -9,26 +9,29 @@ reference. Prints a Markdown table.
 """
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 from sktransfer import DomainAdaptRegressor
-from sktransfer._domain_adapt import METHODS
 from sktransfer.datasets import make_domain_shift
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "accuracy"))
+import common as C
 
 
 def run(shift, seed, method):
     Xs, ys, Xt, yt = make_domain_shift(600, 500, shift=shift, random_state=seed)
-    X = np.vstack([Xs, Xt[:250]])
-    y = np.concatenate([ys, np.full(250, np.nan)])
+    X, y, _ = C.da_stack(Xs, ys, Xt[:250])  # 250 unlabelled target rows
     est = DomainAdaptRegressor(
         method=method,
         backbone_params={"hidden_sizes": (64, 64)},
         max_epochs=30,
         random_state=seed,
     ).fit(X, y)
-    return float(np.sqrt(np.mean((est.predict(Xt[250:]) - yt[250:]) ** 2)))
+    return C.rmse(est.predict(Xt[250:]), yt[250:])
 
 
 def main(argv=None):
@@ -39,21 +42,22 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
     start = time.perf_counter()
+    methods = C.list_methods()
     table = {
         (shift, m): [run(shift, s, m) for s in range(args.seeds)]
         for shift in args.shifts
-        for m in METHODS
+        for m in methods
     }
     print(f"Target RMSE, mean (std) over {args.seeds} seeds; lower is better.\n")
-    print("| method | " + " | ".join(args.shifts) + " |")
-    print("|---|" + "---|" * len(args.shifts))
-    for m in METHODS:
+    rows = []
+    for m in methods:
         cells = []
         for shift in args.shifts:
             v = np.array(table[shift, m])
             ref = np.mean(table[shift, "source_only"])
             cells.append(f"{v.mean():.3f} ({v.std():.3f}) [{v.mean() / ref:.2f}x]")
-        print(f"| {m} | " + " | ".join(cells) + " |")
+        rows.append([m, *cells])
+    print(C.md_table(["method", *args.shifts], rows))
     print(f"\n[ratio to source_only in brackets] ({time.perf_counter() - start:.0f} s)")
 
 

@@ -9,24 +9,28 @@ after.
 """
 
 import argparse
-import csv
+import sys
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+import common as C  # noqa: E402
+
 RESULTS = HERE / "results"
 
 
 def load(path):
     cells = defaultdict(list)
-    with open(path, newline="") as fh:
-        for row in csv.DictReader(fh):
-            if row["status"] != "ok" or not row["rmse"]:
-                continue
-            key = (row["task"], row["regime"], row["method"])
-            cells[key].append(float(row["rmse"]))
+    for row in C.read_rows(path):
+        if row["status"] != "ok" or not row["rmse"]:
+            continue
+        key = (row["task"], row["regime"], row["method"])
+        cells[key].append(float(row["rmse"]))
     return {k: float(np.mean(v)) for k, v in cells.items()}
 
 
@@ -37,6 +41,15 @@ def _is_ours(method, groups):
     )
 
 
+def _mean(value):
+    return "failed" if value is None else f"{value:.4g}"
+
+
+def _best(pick):
+    """A (mean, method) pick, or "-"."""
+    return "-" if pick is None else f"{pick[0]:.4g} ({pick[1]})"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("before", nargs="?", default=RESULTS / "results_before.csv")
@@ -44,39 +57,15 @@ def main(argv=None):
     parser.add_argument("--out", default=RESULTS / "before_after.md")
     args = parser.parse_args(argv)
     before, after = load(args.before), load(args.after)
-    groups = {}
-    with open(args.after, newline="") as fh:
-        for row in csv.DictReader(fh):
-            groups[row["method"]] = row["group"]
+    groups = {row["method"]: row["group"] for row in C.read_rows(args.after)}
 
-    lines = [
-        "# Accuracy benchmark: before and after",
-        "",
-        f"Before: `{Path(args.before).name}`; after: `{Path(args.after).name}`. "
-        "Mean target test RMSE over seeds; ratio = after / before. Rows where a "
-        "method moved by more than 1 %.",
-        "",
-        "| task | labels | method | before | after | ratio |",
-        "|---|---|---|---|---|---|",
-    ]
+    moved = []
     for key in sorted(set(before) | set(after)):
         b, a = before.get(key), after.get(key)
         if b is not None and a is not None and abs(a / b - 1) <= 0.01:
             continue
-        task, regime, method = key
         ratio = "" if a is None or b is None else f"{a / b:.2f}"
-        fmt = lambda v: "failed" if v is None else f"{v:.4g}"  # noqa: E731
-        lines.append(
-            f"| {task} | {regime} | {method} | {fmt(b)} | {fmt(a)} | {ratio} |"
-        )
-
-    lines += [
-        "",
-        "## Best of ours against the best peer or baseline",
-        "",
-        "| task | labels | our best before | our best after | best other |",
-        "|---|---|---|---|---|",
-    ]
+        moved.append([*key, _mean(b), _mean(a), ratio])
 
     def best(means, mine, task, regime):
         pool = [
@@ -87,6 +76,7 @@ def main(argv=None):
         return min(pool) if pool else None
 
     wins_before = wins_after = total = 0
+    bests = []
     for task, regime in sorted({(t, r) for t, r, _ in after}):
         ob, oa = best(before, True, task, regime), best(after, True, task, regime)
         other = best(after, False, task, regime)
@@ -96,9 +86,22 @@ def main(argv=None):
         wins_after += oa[0] <= other[0]
         if ob is not None:
             wins_before += ob[0] <= best(before, False, task, regime)[0]
-        cell = lambda x: "-" if x is None else f"{x[0]:.4g} ({x[1]})"  # noqa: E731
-        lines.append(f"| {task} | {regime} | {cell(ob)} | {cell(oa)} | {cell(other)} |")
-    lines += [
+        bests.append([task, regime, _best(ob), _best(oa), _best(other)])
+    lines = [
+        "# Accuracy benchmark: before and after",
+        "",
+        f"Before: `{Path(args.before).name}`; after: `{Path(args.after).name}`. "
+        "Mean target test RMSE over seeds; ratio = after / before. Rows where a "
+        "method moved by more than 1 %.",
+        "",
+        C.md_table(["task", "labels", "method", "before", "after", "ratio"], moved),
+        "",
+        "## Best of ours against the best peer or baseline",
+        "",
+        C.md_table(
+            ["task", "labels", "our best before", "our best after", "best other"],
+            bests,
+        ),
         "",
         f"Our best method is at or below the best peer/baseline in {wins_before} of "
         f"{total} (task, labels) cells before and {wins_after} of {total} after.",

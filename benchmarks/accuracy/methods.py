@@ -17,6 +17,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 
+import common as C
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -52,23 +53,6 @@ class Method:
 
 
 # ------------------------------------------------------------------ helpers
-def _rmse(pred, y):
-    return float(np.sqrt(np.mean((np.asarray(pred, dtype=float).ravel() - y) ** 2)))
-
-
-def _target_stack(ctx, X_lab, y_lab):
-    """Source rows + every target row; y NaN on unlabelled target rows."""
-    t = ctx.task
-    X_tgt = t.X_target_unlabelled
-    # the pool comes first in X_target_unlabelled: its labelled rows keep y
-    y_tgt = np.full(len(X_tgt), np.nan)
-    y_tgt[ctx.labelled] = t.y_pool[ctx.labelled]
-    X = np.vstack([t.X_source, X_tgt])
-    y = np.concatenate([t.y_source, y_tgt])
-    domain = np.concatenate([np.zeros(len(t.X_source), int), -np.ones(len(X_tgt), int)])
-    return X, y, domain
-
-
 def _cached(ctx, key, build):
     if key not in ctx.cache:
         ctx.cache[key] = build()
@@ -142,7 +126,8 @@ def _da(method, backbone="mlp"):
     def fit_predict(ctx, X_lab, y_lab):
         from sktransfer import DomainAdaptRegressor
 
-        X, y, domain = _target_stack(ctx, X_lab, y_lab)
+        # source rows + every target row; the labelled ones keep their label
+        X, y, domain = C.task_stack(ctx.task, ctx.labelled)
         model = DomainAdaptRegressor(
             backbone, method=method, max_epochs=ctx.epochs, random_state=ctx.seed
         )
@@ -401,8 +386,12 @@ def adapt_regular_nn(ctx, X_lab, y_lab):
 
 
 # ---------------------------------------------------------------- registry
-DA_METHODS = ("source_only", "adabn", "coral", "mmd", "dann", "rsd", "daregram")
-FINETUNE = ("full", "linear_probe", "lp_ft", "gradual")
+# The package's adaptation methods and fine-tuning strategies, read from its
+# registries. Columns keep the order of the benchmark's first run, which put
+# coral and mmd before dann (the package registers dann first); any other
+# method follows in the package's order, so a new one gets the last column.
+DA_METHODS = C.in_order(C.list_methods(), ("source_only", "adabn", "coral", "mmd"))
+FINETUNE = C.list_strategies()
 
 METHODS = [
     Method("source: TR mlp", "source-only", "all", source_tr_mlp, constant=True),
@@ -437,7 +426,3 @@ def applicable(method, task, n_labels):
     if method.regimes == "labelled":
         return n_labels > 0
     return True
-
-
-def rmse(pred, y):
-    return _rmse(pred, y)

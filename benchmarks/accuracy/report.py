@@ -1,19 +1,14 @@
 """Turn ``results.csv`` into ``results.md`` and one plot per task."""
 
-import csv
 import math
 import re
 from collections import defaultdict
 from pathlib import Path
 
+import common as C
 import methods as M
 
 GROUPS = ("source-only", "target-only", "ours: transfer", "ours: DA", "peer")
-
-
-def load(csv_path):
-    with open(csv_path, newline="") as fh:
-        return list(csv.DictReader(fh))
 
 
 def aggregate(rows):
@@ -96,11 +91,7 @@ def _tasks_in_order(info):
 
 def summary_table(agg, info):
     """Rows: task x regime. Columns: the best of each method group."""
-    lines = [
-        "| task | target labels | best source-only | best target-only | "
-        "best of ours | best peer |",
-        "|---|---|---|---|---|---|",
-    ]
+    rows = []
     for task in _tasks_in_order(info):
         keys = sorted(n for (t, n) in agg if t == task)
         dec = _decimals(
@@ -135,9 +126,16 @@ def summary_table(agg, info):
                     continue
                 text = fmt_cell(c, dec, bold=c["mean"] == best, reason=False)
                 cells.append(f"{text} {name}".strip())
-            regime = next(iter(row.values()))["regime"]
-            lines.append(f"| {task} | {regime} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+            rows.append([task, next(iter(row.values()))["regime"], *cells])
+    header = [
+        "task",
+        "target labels",
+        "best source-only",
+        "best target-only",
+        "best of ours",
+        "best peer",
+    ]
+    return C.md_table(header, rows)
 
 
 def task_table(agg, task, method_names):
@@ -146,10 +144,7 @@ def task_table(agg, task, method_names):
     dec = _decimals(
         [c["mean"] for n in keys for c in agg[(task, n)].values() if c["mean"]]
     )
-    lines = [
-        "| target labels | " + " | ".join(present) + " |",
-        "|---|" + "---|" * len(present),
-    ]
+    rows = []
     for n in keys:
         row = agg[(task, n)]
         means = [c["mean"] for c in row.values() if _ranked(c)]
@@ -161,8 +156,8 @@ def task_table(agg, task, method_names):
             )
             for m in present
         ]
-        lines.append(f"| {regime} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append([regime, *cells])
+    return C.md_table(["target labels", *present], rows)
 
 
 def win_counts(agg, info):
@@ -180,13 +175,7 @@ def comparisons(agg):
     lines = []
     zero = [row for (t, n), row in agg.items() if n == 0]
     base = "DA source_only"
-    lines += [
-        "Without target labels, against `DA source_only` on the same splits "
-        "(number of tasks where the method's mean RMSE is lower / higher):",
-        "",
-        "| method | lower | higher |",
-        "|---|---|---|",
-    ]
+    counts = []
     for m in M.METHOD_NAMES:
         pairs = [
             (row[m]["mean"], row[base]["mean"])
@@ -200,7 +189,13 @@ def comparisons(agg):
         if pairs:
             lower = sum(a < b for a, b in pairs)
             higher = sum(a > b for a, b in pairs)
-            lines.append(f"| {m} | {lower} | {higher} |")
+            counts.append([m, lower, higher])
+    lines += [
+        "Without target labels, against `DA source_only` on the same splits "
+        "(number of tasks where the method's mean RMSE is lower / higher):",
+        "",
+        C.md_table(["method", "lower", "higher"], counts),
+    ]
     labelled = [row for (t, n), row in agg.items() if n > 0]
     ft = [m.name for m in M.METHODS if m.name.startswith("TR ")]
     da = [m.name for m in M.METHODS if m.name.startswith("DA ")]
@@ -245,12 +240,12 @@ def fit_time_table(rows):
                 continue
             seen.add(key)
         per[r["method"]].append(float(r["fit_s"]))
-    lines = ["| method | mean fit s | total s |", "|---|---|---|"]
-    for m in M.METHOD_NAMES:
-        if m in per:
-            v = per[m]
-            lines.append(f"| {m} | {sum(v) / len(v):.2f} | {sum(v):.0f} |")
-    return "\n".join(lines)
+    table = [
+        [m, f"{sum(per[m]) / len(per[m]):.2f}", f"{sum(per[m]):.0f}"]
+        for m in M.METHOD_NAMES
+        if m in per
+    ]
+    return C.md_table(["method", "mean fit s", "total s"], table)
 
 
 def _group_of(name):
@@ -335,7 +330,7 @@ def plot_task(agg, task, info, path):
 
 
 def make_report(csv_path, out_dir, meta):
-    rows = load(csv_path)
+    rows = C.read_rows(csv_path)
     agg, info = aggregate(rows)
     out_dir = Path(out_dir)
     head = ["# Accuracy benchmark results", ""]

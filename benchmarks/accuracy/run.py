@@ -37,6 +37,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
+import common as C  # noqa: E402
 import methods as M  # noqa: E402
 import numpy as np  # noqa: E402
 import report  # noqa: E402
@@ -100,7 +101,6 @@ def run_unit(task_name, seed, epochs, method_names):
     task = T.task_builders()[task_name]()
     ctx = M.Context(task=task, seed=seed, epochs=epochs)
     pool = len(task.y_pool)
-    perm = np.random.default_rng(seed).permutation(pool)
     chosen = [m for m in M.METHODS if m.name in method_names]
     rows = []
 
@@ -124,7 +124,7 @@ def run_unit(task_name, seed, epochs, method_names):
         )
 
     def evaluate(method, n):
-        idx = np.sort(perm[:n])
+        idx = C.labelled_rows(task, seed, n)
         ctx.labelled = idx
         X_lab, y_lab = task.X_pool[idx], task.y_pool[idx]
         start = time.perf_counter()
@@ -137,7 +137,7 @@ def run_unit(task_name, seed, epochs, method_names):
                 raise ValueError(f"predictions of shape {pred.shape}")
             if not np.isfinite(pred).all():
                 raise ValueError("non-finite predictions")
-            return M.rmse(pred, task.y_test), time.perf_counter() - start, "ok", ""
+            return C.rmse(pred, task.y_test), time.perf_counter() - start, "ok", ""
         except Exception as exc:  # a failure is a result, written down
             msg = f"{type(exc).__name__}: {exc}".replace("\n", " ")
             tb = traceback.extract_tb(exc.__traceback__)
@@ -212,8 +212,7 @@ def write_csv(rows, path):
 
 def _merge(csv_path, meta_path, new_rows, new_meta):
     """Existing rows of other methods + the new rows; the run is logged in meta."""
-    with open(csv_path, newline="") as fh:
-        old_rows = list(csv.DictReader(fh))
+    old_rows = C.read_rows(csv_path)
     replaced = set(new_meta["methods"])
     tasks = set(new_meta["tasks"])
     rows = [
