@@ -17,38 +17,25 @@ import numpy as np
 
 
 # ------------------------------------------------------ the package's lists
-# Imported when called, so that compare.py does not import torch. Each works
-# with the package before and after its registries (issue 9).
+# Imported when called, so that compare.py does not import torch.
 def list_methods():
     """Adaptation method names, in the package's registration order."""
-    try:
-        from sktransfer.adaptation import list_methods as registered
-    except ImportError:  # sktransfer without the method registry
-        from sktransfer._domain_adapt import METHODS
+    from sktransfer.adaptation import list_methods as registered
 
-        return list(METHODS)
     return registered()
 
 
 def list_strategies():
     """Fine-tuning strategy names, in the package's registration order."""
-    try:
-        from sktransfer.finetuning import list_strategies as registered
-    except ImportError:  # sktransfer without the strategy registry
-        from sktransfer.finetuning import FINETUNE_OPTIONS
+    from sktransfer.finetuning import list_strategies as registered
 
-        return list(FINETUNE_OPTIONS)
     return registered()
 
 
 def default_da_weight(method):
     """The adaptation weight that ``da_weight="auto"`` gives ``method``."""
-    try:
-        from sktransfer.adaptation import get_method
-    except ImportError:  # sktransfer without the method registry
-        from sktransfer._domain_adapt import DEFAULT_DA_WEIGHTS
+    from sktransfer.adaptation import get_method
 
-        return DEFAULT_DA_WEIGHTS.get(method, 0.0)
     return get_method(method).default_weight
 
 
