@@ -7,6 +7,7 @@ adaptation adds comes from the subclass as a :class:`TrainingPlan`
 """
 
 import copy
+import inspect
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,15 +25,15 @@ from sklearn.utils.validation import (
     check_is_fitted,
     validate_data,
 )
-from skorch.callbacks import EarlyStopping
+from skorch.callbacks import EarlyStopping, GradientNormClipping
 
 from sktransfer._batches import TensorData, ValidFraction
-from sktransfer._callbacks import LossTermRecorder
+from sktransfer._callbacks import DivergenceGuard, LossTermRecorder
 from sktransfer._closed_form import AUTO_MAX_FEATURES, linear_head_applicable
 from sktransfer._device import PRECISIONS, Seeds, autocast, resolve_device, seeded_torch
 from sktransfer._module import TransferModule
-from sktransfer._net import TransferNet
-from sktransfer._scaling import Scaling
+from sktransfer._net import TrainingInterrupted, TransferNet
+from sktransfer._scaling import Scaling, scale_inputs
 from sktransfer.backbones import get_backbone_factory, load_weights
 from sktransfer.data import domain_masks, loss_weights
 from sktransfer.heads import HEAD_OPTIONS, make_head
@@ -162,6 +163,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         "lr": [Interval(Real, 0, None, closed="neither")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "optimizer": [StrOptions(set(OPTIMIZERS)), type],
+        "grad_clip": [Interval(Real, 0, None, closed="neither"), None],
         "solver": [StrOptions({"auto", "gradient", "closed_form"})],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
@@ -187,6 +189,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         lr=1e-3,
         weight_decay=0.0,
         optimizer="adamw",
+        grad_clip=None,
         solver="auto",
         early_stopping=False,
         validation_fraction=0.1,
@@ -208,6 +211,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         self.lr = lr
         self.weight_decay = weight_decay
         self.optimizer = optimizer
+        self.grad_clip = grad_clip
         self.solver = solver
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
@@ -248,9 +252,14 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         saved = dict(self.__dict__)
         try:
             return self._fit_stages(X, y, sample_weight, sample_domain)
-        except BaseException:
+        except BaseException as exc:
             self.__dict__.clear()
             self.__dict__.update(saved)
+            if isinstance(exc, TrainingInterrupted):
+                raise KeyboardInterrupt(
+                    f"fit was interrupted after {exc.epochs_done} epoch(s); the "
+                    "estimator was left as it was before this fit."
+                ) from exc
             raise
 
     def _fit_stages(self, X, y, sample_weight, sample_domain):
@@ -281,12 +290,15 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
     # --- stage: validate ------------------------------------------------------
     def _check_params(self):
         """Cross-parameter checks the declarative constraints cannot express."""
-        if isinstance(self.optimizer, type) and not issubclass(
-            self.optimizer, torch.optim.Optimizer
+        if isinstance(self.optimizer, type) and (
+            not issubclass(self.optimizer, torch.optim.Optimizer)
+            or self.optimizer is torch.optim.Optimizer
+            or issubclass(self.optimizer, torch.optim.SparseAdam)
         ):
             raise ValueError(
-                f"optimizer={self.optimizer.__name__} is not a torch.optim.Optimizer "
-                f"subclass; use one of {sorted(OPTIMIZERS)} or such a class."
+                f"optimizer={self.optimizer.__name__} is not an optimizer for the "
+                "dense gradients of a network (a torch.optim.Optimizer subclass "
+                f"such as AdamW); use one of {sorted(OPTIMIZERS)} or such a class."
             )
         if self.backbone_params is not None and not isinstance(self.backbone, str):
             raise ValueError(
@@ -377,7 +389,9 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
                 "sample_weight is zero on every labelled row; give some labelled "
                 "rows a positive weight."
             )
-        return None if np.all(sw == sw[0]) else sw
+        if np.all(sw == sw[0]):
+            return None  # a constant weight changes nothing
+        return sw / sw.max()  # only ratios matter; no overflow in sums
 
     def _loss_weights(self, masks, sample_weight):
         """Per-row weights of the supervised loss (see :func:`loss_weights`)."""
@@ -425,16 +439,18 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
     def _build_network(self, shapes, n_outputs):
         """``(TransferModule, Origin)``: backbone, head, what is inherited."""
         backbone, pretrained_head, origin = self._backbone(shapes, n_outputs)
+        # the dry run first: it also materialises lazy modules before loading
+        n_features = _dry_run(backbone, shapes.input, "backbone")[1:].numel()
         if self.weights is not None:
             load_weights(backbone, self.weights)
-        n_features = _dry_run(backbone, shapes.input, "backbone")
         if isinstance(self.head, torch.nn.Module):
             head = make_head(self.head, n_features, n_outputs)
             out = _dry_run(head, (n_features,), "head")
-            if out != n_outputs:
+            if tuple(out) != (2, n_outputs):
                 raise ValueError(
-                    f"head maps features to {out} outputs but y has {n_outputs}; "
-                    "give a head whose output width matches y."
+                    f"head maps a batch of features of shape (2, {n_features}) to "
+                    f"shape {tuple(out)}, but y needs (2, {n_outputs}); give a head "
+                    "that returns one column per output."
                 )
         elif self.head == "auto" and pretrained_head is not None:
             head = pretrained_head
@@ -442,6 +458,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         else:
             head = make_head(self.head, n_features, n_outputs)
         network = TransferModule(backbone, head, n_features, shapes.reshape_to)
+        _check_finite(network)
         return network, origin
 
     def _backbone(self, shapes, n_outputs):
@@ -465,15 +482,11 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
             return copy.deepcopy(trained.backbone).cpu(), head, Origin(source)
         if isinstance(self.backbone, torch.nn.Module):
             return copy.deepcopy(self.backbone).cpu(), None, Origin()
-        factory = get_backbone_factory(self.backbone)
-        try:
-            backbone = factory(shapes.input, **(self.backbone_params or {}))
-        except TypeError as exc:
-            raise ValueError(
-                f"backbone_params={self.backbone_params!r} are not accepted by "
-                f"the {self.backbone!r} backbone: {exc}."
-            ) from exc
-        return backbone, None, Origin(backbone_pretrained=self.weights is not None)
+        return (
+            _call_factory(self.backbone, shapes.input, self.backbone_params or {}),
+            None,
+            Origin(backbone_pretrained=self.weights is not None),
+        )
 
     # --- stage: scaling -------------------------------------------------------
     def _per_domain_scaling(self, masks):
@@ -562,6 +575,10 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
             callbacks.append(("early_stopping", stopper))
         if plan.anchored or plan.adaptation is not None:
             callbacks.append(("loss_terms", LossTermRecorder()))
+        if self.grad_clip is not None:
+            clip = GradientNormClipping(gradient_clip_value=self.grad_clip)
+            callbacks.append(("grad_clip", clip))
+        callbacks.append(("divergence_guard", DivergenceGuard()))
         optimizer = self.optimizer
         if isinstance(optimizer, str):
             optimizer = OPTIMIZERS[optimizer]
@@ -604,7 +621,9 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
                 pretrained=origin.head_pretrained,
             )
         else:
-            net.fit(dataset if rows is None else dataset.subset(rows), None)
+            train = dataset if rows is None else dataset.subset(rows)
+            _check_batch_norm_rows(net.module, len(train), self)
+            net.fit(train, None)
         net.module_.eval()
 
     # --- stage: publish -------------------------------------------------------
@@ -624,6 +643,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         self.y_mean_ = fit.scaling.y_mean_
         self.y_scale_ = fit.scaling.y_scale_
         self.device_ = fit.device
+        self.precision_ = self.precision
         self._y_1d = fit.y_1d
 
     # -------------------------------------------------------------- predict
@@ -651,17 +671,15 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
     def _forward(self, X):
         """Network outputs in scaled target units, float32 (n, n_outputs).
 
-        Small inputs switch gradients off with ``torch.set_grad_enabled``: an
+        Inputs are converted chunk by chunk (centred in float64, then cast to
+        float32), so no float32 copy of all of ``X`` is made. Small inputs
+        switch gradients off with ``torch.set_grad_enabled``: an
         ``inference_mode`` context costs more to set up than a small network's
         forward pass on one row. Larger inputs run in ``inference_mode``.
         """
         module = self.net_.module_
         if module.training:
             module.eval()
-        if X.dtype != np.float32:
-            X = X.astype(np.float32)
-        elif not X.flags.writeable:
-            X = X.copy()  # torch.from_numpy needs a writable buffer
         if X.shape[0] > _SMALL_BATCH:
             with torch.inference_mode():
                 return self._run_chunks(module, X)
@@ -675,10 +693,14 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
     def _run_chunks(self, module, X):
         parts = []
         device = self.device_
-        with autocast(device, self.precision):
+        with autocast(device, self.precision_):
             for start in range(0, X.shape[0], _PREDICT_CHUNK):
-                xb = torch.from_numpy(X[start : start + _PREDICT_CHUNK])
-                out = module(xb.to(device, non_blocking=True))
+                xb = scale_inputs(
+                    X[start : start + _PREDICT_CHUNK],
+                    self.input_mean_,
+                    self.input_scale_,
+                )
+                out = module(torch.from_numpy(xb).to(device, non_blocking=True), True)
                 parts.append(out.float().cpu().numpy())
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
@@ -706,8 +728,67 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         return out.ravel() if self._y_1d else out
 
 
+def _call_factory(name, input_shape, params):
+    """Build the registry backbone ``name``; blame what failed, clearly."""
+    factory = get_backbone_factory(name)
+    try:
+        inspect.signature(factory).bind(input_shape, **params)
+    except TypeError as exc:
+        raise ValueError(
+            f"backbone_params={params!r} are not accepted by the {name!r} "
+            f"backbone: {exc}. See the factory's signature."
+        ) from exc
+    except ValueError:  # no signature (a builtin): let the call tell
+        pass
+    try:
+        backbone = factory(input_shape, **params)
+    except Exception as exc:
+        raise ValueError(
+            f"The {name!r} backbone could not be built for input_shape="
+            f"{input_shape} with backbone_params={params!r}: {exc}"
+        ) from exc
+    if not isinstance(backbone, torch.nn.Module):
+        raise TypeError(
+            f"The factory registered as backbone {name!r} returned a "
+            f"{type(backbone).__name__}, not a torch.nn.Module; a factory must "
+            "return a module that maps inputs to features."
+        )
+    return backbone
+
+
+def _check_batch_norm_rows(module, n_rows, est):
+    """Batch norm trains on batches of 2 rows or more: refuse fewer rows."""
+    if est.early_stopping:
+        n_rows -= max(1, int(np.ceil(est.validation_fraction * n_rows)))
+    has_bn = any(
+        isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in module.modules()
+    )
+    if has_bn and n_rows < 2:
+        raise ValueError(
+            f"The network has batch-norm layers, which need at least 2 training "
+            f"rows, but {max(n_rows, 0)} remain"
+            + (" after the early-stopping split" if est.early_stopping else "")
+            + ". Give more labelled rows, set early_stopping=False, or use a "
+            "backbone without batch norm."
+        )
+
+
+def _check_finite(network):
+    """Refuse parameters or buffers holding NaN or inf (a broken checkpoint)."""
+    bad = [
+        name
+        for name, t in [*network.named_parameters(), *network.named_buffers()]
+        if t.is_floating_point() and not bool(torch.isfinite(t).all())
+    ]
+    if bad:
+        raise ValueError(
+            f"The network's {bad[:5]} hold NaN or inf values; pass a backbone, "
+            "head or weights with finite values."
+        )
+
+
 def _dry_run(module, shape, what):
-    """Feature width of ``module`` on a zero batch of per-sample ``shape``."""
+    """Output shape of ``module`` on a zero batch of two samples of ``shape``."""
     was_training = module.training
     module.eval()
     try:
@@ -720,9 +801,9 @@ def _dry_run(module, shape, what):
         ) from exc
     finally:
         module.train(was_training)
-    if not isinstance(out, torch.Tensor) or out.dim() < 2:
+    if not isinstance(out, torch.Tensor) or out.dim() < 2 or out.shape[0] != 2:
         raise ValueError(
-            f"The {what} must return a tensor of shape (n, d); got "
-            f"{getattr(out, 'shape', type(out).__name__)}."
+            f"The {what} must return a tensor of shape (n, d); for a batch of 2 "
+            f"it returned {getattr(out, 'shape', type(out).__name__)}."
         )
-    return int(out[0].numel())
+    return out.shape

@@ -5,6 +5,7 @@ type. ``fit`` moves the training arrays to the device once; batches are index
 gathers on the device (no per-sample collation).
 """
 
+import itertools
 from typing import NamedTuple
 
 import numpy as np
@@ -89,32 +90,42 @@ class TensorData(torch.utils.data.Dataset):
 class BatchIterator:
     """Mini-batches of a :class:`TensorData`, each one gather (no collation).
 
-    With ``shuffle=False`` and no index view, batches are slices (no copy).
+    With ``shuffle=False`` and no index view, batches are slices (no copy). A
+    last batch smaller than ``min_batch`` rows joins the one before it (batch
+    norm cannot train on one row).
     """
 
-    def __init__(self, data, batch_size, shuffle=False, generator=None):
+    def __init__(self, data, batch_size, shuffle=False, generator=None, min_batch=1):
         self.data = data
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.generator = generator
+        self.min_batch = int(min_batch)
+
+    def _starts(self):
+        n, bs = len(self.data), self.batch_size
+        starts = list(range(0, n, bs))
+        if len(starts) > 1 and n - starts[-1] < self.min_batch:
+            starts.pop()
+        return [*starts, n]
 
     def __len__(self):
-        n = len(self.data)
-        return (n + self.batch_size - 1) // self.batch_size
+        return len(self._starts()) - 1
 
     def __iter__(self):
-        data, bs = self.data, self.batch_size
+        data = self.data
+        bounds = self._starts()
         n = len(data)
         if not self.shuffle and data.indices is None:
-            for start in range(0, n, bs):
-                yield data.take(slice(start, start + bs))
+            for start, stop in itertools.pairwise(bounds):
+                yield data.take(slice(start, stop))
             return
         rows = data.row_indices()
         if self.shuffle:
             perm = torch.randperm(n, generator=self.generator).to(rows.device)
             rows = rows[perm]
-        for start in range(0, n, bs):
-            yield data.take(rows[start : start + bs])
+        for start, stop in itertools.pairwise(bounds):
+            yield data.take(rows[start:stop])
 
 
 class BalancedIterator:

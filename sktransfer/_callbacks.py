@@ -6,6 +6,7 @@ fitted attributes, so the estimators never copy skorch's training loop.
 
 import math
 
+import numpy as np
 import torch
 from skorch.callbacks import Callback
 
@@ -119,3 +120,29 @@ class SolverLog(Callback):
                 f"Solved the linear head in closed form: {report['n_rows']} rows, "
                 f"{report['n_features']} features."
             )
+
+
+class TrainingDivergedError(FloatingPointError):
+    """Training produced a non-finite loss (raised from ``fit``)."""
+
+
+class DivergenceGuard(Callback):
+    """Stop training with :class:`TrainingDivergedError` at the first epoch
+    whose training or validation loss is not finite.
+
+    The losses are the epoch means skorch already recorded, so the check
+    costs no device synchronisation.
+    """
+
+    def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        row = net.history[-1]
+        for key in ("train_loss", "valid_loss"):
+            value = row.get(key)
+            if value is not None and not np.isfinite(value):
+                what = key.replace("_", " ")
+                raise TrainingDivergedError(
+                    f"Training diverged at epoch {row['epoch']}: the {what} "
+                    f"is {value}. Lower lr (it is {net.lr:g}), keep "
+                    "standardize_y=True, lower weight_decay, or set grad_clip (for "
+                    "example grad_clip=1.0). The estimator was left as it was."
+                )

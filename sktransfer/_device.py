@@ -1,6 +1,7 @@
 """Device, precision and random-number generators of one ``fit``."""
 
 import contextlib
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,17 +72,25 @@ class Seeds:
         return cls(init=seed, shuffle=seed + 1, split=seed + 2)
 
 
+#: torch draws initial weights and dropout masks from one process-wide
+#: generator, so seeded blocks take turns: same-seed fits in threads then
+#: give what they give sequentially (processes, as in joblib, run in parallel)
+_GLOBAL_RNG = threading.RLock()
+
+
 @contextlib.contextmanager
 def seeded_torch(seed, device):
     """Run a block with torch's global generator seeded, then restore it.
 
     The caller's random state (CPU and the CUDA device in use) is left as it
     was, so fitting never changes what the user's own torch code draws next.
+    Blocks in several threads run one at a time (``_GLOBAL_RNG``): torch's
+    module initialisation and dropout take no generator of their own.
     """
     devices = []
     if torch.device(device).type == "cuda":
         index = torch.device(device).index
         devices = [torch.cuda.current_device() if index is None else index]
-    with torch.random.fork_rng(devices=devices):
+    with _GLOBAL_RNG, torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield

@@ -66,6 +66,10 @@ weight_decay : float, default=0.0
 optimizer : {"adamw", "adam", "sgd"} or torch.optim.Optimizer class, \
 default="adamw"
     The optimizer.""",
+    "grad_clip": """\
+grad_clip : float or None, default=None
+    Clip the norm of all gradients to this value at every step (skorch's
+    ``GradientNormClipping``); a remedy for training that diverges.""",
     "solver": """\
 solver : {"auto", "gradient", "closed_form"}, default="auto"
     ``"gradient"`` trains with the optimizer for ``max_epochs``.

@@ -127,6 +127,7 @@ class DomainAdaptRegressor(BaseTransferEstimator):
         lr=1e-3,
         weight_decay=0.0,
         optimizer="adamw",
+        grad_clip=None,
         solver="auto",
         early_stopping=False,
         validation_fraction=0.1,
@@ -149,6 +150,7 @@ class DomainAdaptRegressor(BaseTransferEstimator):
             lr=lr,
             weight_decay=weight_decay,
             optimizer=optimizer,
+            grad_clip=grad_clip,
             solver=solver,
             early_stopping=early_stopping,
             validation_fraction=validation_fraction,
@@ -185,6 +187,13 @@ class DomainAdaptRegressor(BaseTransferEstimator):
         )
         weight = method.default_weight if self.da_weight == "auto" else self.da_weight
         plan = TrainingPlan(param_groups=groups, da_weight=float(weight))
+        if not masks.source.any():
+            warn(
+                "No source rows (sample_domain >= 0 or a finite y without "
+                f"sample_domain) were given: method={self.method!r} cannot adapt, "
+                "so the model is trained on the labelled target rows alone."
+            )
+            return plan
         if masks.n_target == 0:
             if self.method != "source_only":
                 warn(

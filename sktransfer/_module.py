@@ -62,9 +62,11 @@ class TransferModule(nn.Module):
         self.n_features = int(n_features)
         self.reshape_to = None if reshape_to is None else tuple(reshape_to)
 
-    def features(self, x):
-        """Backbone features ``(n, n_features)`` of a raw batch."""
-        x = self.normalizer(x)
+    def features(self, x, scaled=False):
+        """Backbone features ``(n, n_features)`` of a batch (``scaled``: the
+        inputs are already standardised, the normaliser is skipped)."""
+        if not scaled:
+            x = self.normalizer(x)
         if self.reshape_to is not None and x.dim() == 2:
             x = x.reshape(x.shape[0], *self.reshape_to)
         f = self.backbone(x)
@@ -77,5 +79,5 @@ class TransferModule(nn.Module):
         f = self.features(x)
         return self.head(f), f
 
-    def forward(self, x):
-        return self.head(self.features(x))
+    def forward(self, x, scaled=False):
+        return self.head(self.features(x, scaled))

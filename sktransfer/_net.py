@@ -7,15 +7,28 @@ Its parameters are plain data (parameter names, seeds, the adaptation method
 object), so ``net_`` describes how it was trained and pickles.
 """
 
+import numpy as np
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog, ProgressBar
+from skorch.utils import TeeGenerator
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from sktransfer._batches import BalancedIterator, BatchIterator, TensorData
 from sktransfer._callbacks import SolverLog
 from sktransfer._closed_form import solve_linear_head
 from sktransfer._device import autocast
 from sktransfer.finetuning import l2sp_penalty
+
+
+class TrainingInterrupted(Exception):
+    """``KeyboardInterrupt`` during training, carried past skorch (which would
+    swallow it and return a half-trained net); ``fit`` re-raises it as a
+    ``KeyboardInterrupt`` after restoring the estimator."""
+
+    def __init__(self, epochs_done):
+        super().__init__(epochs_done)
+        self.epochs_done = epochs_done
 
 
 class TransferNet(NeuralNet):
@@ -89,6 +102,8 @@ class TransferNet(NeuralNet):
         self.da_scale_ = 1.0
         self.loss_terms_ = None
         super().initialize()
+        # batch-norm cannot train on a batch of one row: never leave one behind
+        self.min_batch_ = 2 if _has_batch_norm(self.module_) else 1
         params = dict(self.module_.named_parameters())
         self.anchors_ = [(params[n], params[n].detach().clone()) for n in self.anchored]
         return self
@@ -140,8 +155,18 @@ class TransferNet(NeuralNet):
         if training and self.balanced:
             return BalancedIterator(dataset, self.batch_size, self.generator_)
         return BatchIterator(
-            dataset, self.batch_size, shuffle=training, generator=self.generator_
+            dataset,
+            self.batch_size,
+            shuffle=training,
+            generator=self.generator_,
+            min_batch=self.min_batch_ if training else 1,
         )
+
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        try:
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        except KeyboardInterrupt as exc:
+            raise TrainingInterrupted(len(self.history)) from exc
 
     def infer(self, x, **fit_params):
         with autocast(self.device, self.precision):
@@ -158,6 +183,13 @@ class TransferNet(NeuralNet):
         y_pred = self.infer(Xi, **fit_params)
         loss = self.get_loss(y_pred, yi, X=Xi, training=True)
         self.grad_scaler_.scale(loss).backward()
+        self.grad_scaler_.unscale_(self.optimizer_)  # true gradients for clipping
+        self.notify(
+            "on_grad_computed",
+            named_parameters=TeeGenerator(self.get_all_learnable_params()),
+            X=Xi,
+            y=yi,
+        )
         return {"loss": loss, "y_pred": y_pred}
 
     def train_step(self, batch, **fit_params):
@@ -235,16 +267,28 @@ class TransferNet(NeuralNet):
         self.initialize()
         self.notify("on_train_begin", X=dataset, y=None)
         self.module_.eval()
-        solve_linear_head(
-            self.module_,
-            dataset.X,
-            dataset.y,
-            dataset.weight,
-            rows,
-            strength=strength,
-            anchored=anchored,
-            pretrained=pretrained,
-        )
+        try:
+            solve_linear_head(
+                self.module_,
+                dataset.X,
+                dataset.y,
+                dataset.weight,
+                rows,
+                strength=strength,
+                anchored=anchored,
+                pretrained=pretrained,
+            )
+        except np.linalg.LinAlgError as exc:
+            raise ValueError(
+                f"The closed-form solve failed ({exc}); use solver='gradient', a "
+                "positive weight_decay or l2sp, or rescale the inputs."
+            ) from exc
+        head = self.module_.head
+        if not all(bool(torch.isfinite(p).all()) for p in head.parameters()):
+            raise ValueError(
+                "The closed-form solution is not finite; use solver='gradient', a "
+                "positive weight_decay or l2sp, or rescale the inputs."
+            )
         n_rows = len(dataset) if rows is None else int(rows.numel())
         self.closed_form_report_ = {
             "n_rows": n_rows,
@@ -252,3 +296,7 @@ class TransferNet(NeuralNet):
         }
         self.notify("on_train_end", X=dataset, y=None)
         return self
+
+
+def _has_batch_norm(module):
+    return any(isinstance(m, _BatchNorm) for m in module.modules())

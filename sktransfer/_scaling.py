@@ -1,43 +1,72 @@
 """Input and target scaling: one object prepares the training arrays and
 configures the network's normaliser.
 
-Training arrays are scaled once, in numpy, before training (one float32 copy of
-``X``); the network's :class:`~sktransfer._module.Standardize` layer stays
-inactive while training and is switched on with the same statistics when
-training ends, so prediction takes raw inputs. Steps that run the trained
-network on the (already scaled) training rows -- AdaBN's batch-norm
-re-estimation -- therefore run before :meth:`Scaling.configure`.
+Statistics are computed, and inputs centred and scaled, in float64; only the
+scaled values are cast to float32 (one float32 copy of ``X``). So a feature
+with a large offset (a timestamp, a counter at 1e7 plus small changes) keeps
+its variation, and values beyond the float32 range are fine as long as their
+scaled values are not. Prediction centres its inputs the same way, chunk by
+chunk (:meth:`Scaling.transform`); the network's
+:class:`~sktransfer._module.Standardize` layer holds the same statistics so
+that ``net_.module_`` also works on its own (in float32). The layer is
+inactive while training and is switched on when training ends, so steps that
+run the trained network on the (already scaled) training rows -- AdaBN's
+batch-norm re-estimation -- run before :meth:`Scaling.configure`.
 """
 
 import numpy as np
 
 #: input scaling modes (``standardize_X`` after ``"auto"`` is resolved)
 INPUT_MODES = ("per_feature", "global", "off", "inherit")
+#: a feature whose standard deviation is at most this fraction of its mean's
+#: size (or exactly 0) is constant
+CONSTANT_RTOL = 1e-12
+_F32_MAX = float(np.finfo(np.float32).max)
+_CHUNK = 4096
 
 
-def feature_stats(X, weight=None, chunk=4096, constant_scale=1.0):
-    """Per-feature (weighted) mean and standard deviation, float32.
+def _column_max(X, chunk=_CHUNK):
+    """Largest absolute value per feature, float64 (1 where it is 0)."""
+    top = np.zeros(X.shape[1:], dtype=np.float64)
+    for start in range(0, X.shape[0], chunk):
+        block = np.abs(X[start : start + chunk].astype(np.float64))
+        np.maximum(top, block.max(axis=0), out=top)
+    top[top == 0] = 1.0
+    return top
 
-    Two passes over row chunks in float64: no temporary the size of ``X``.
-    Constant features get the scale ``constant_scale`` (None keeps the raw,
-    zero value).
+
+def feature_stats(X, weight=None, chunk=_CHUNK, constant_scale=1.0):
+    """Per-feature (weighted) mean and standard deviation, float64.
+
+    Two passes over row chunks in float64, each feature divided by its largest
+    absolute value first, so values up to the float64 range do not overflow
+    and no temporary is the size of ``X``. A constant feature (standard
+    deviation at most ``CONSTANT_RTOL`` times the mean's size) gets the scale
+    ``constant_scale`` (None keeps the raw value). Weights that sum to zero
+    are ignored (every row counts once).
     """
     n = X.shape[0]
     w = np.ones(n) if weight is None else np.asarray(weight, dtype=np.float64)
+    if not w.sum() > 0:
+        w = np.ones(n)
+    w = w / w.max()
     total = w.sum()
+    top = _column_max(X, chunk)
     acc = np.zeros(X.shape[1:], dtype=np.float64)
     for start in range(0, n, chunk):
-        block = X[start : start + chunk].astype(np.float64)
+        block = X[start : start + chunk].astype(np.float64) / top
         acc += np.tensordot(w[start : start + chunk], block, axes=1)
     mean = acc / total
     acc = np.zeros_like(mean)
     for start in range(0, n, chunk):
-        block = X[start : start + chunk].astype(np.float64) - mean
+        block = X[start : start + chunk].astype(np.float64) / top - mean
         acc += np.tensordot(w[start : start + chunk], block * block, axes=1)
     std = np.sqrt(acc / total)
+    constant = ~(std > CONSTANT_RTOL * np.abs(mean))
+    mean, std = mean * top, std * top
     if constant_scale is not None:
-        std[~(std > 1e-12)] = constant_scale
-    return mean.astype(np.float32), std.astype(np.float32)
+        std[constant] = constant_scale
+    return mean, std
 
 
 def _input_stats(X, weight, mode):
@@ -46,9 +75,29 @@ def _input_stats(X, weight, mode):
     if mode != "global":
         return feature_stats(X, weight)
     mean, std = feature_stats(X, weight, constant_scale=None)
-    varying = std > 1e-12  # constant features must not set the scale
+    varying = std > CONSTANT_RTOL * np.abs(mean)  # constants must not set the scale
     rms = np.sqrt(np.mean(np.square(std[varying]))) if varying.any() else 1.0
     return mean, np.full_like(std, rms)
+
+
+def _to_float32(block, what):
+    """``block`` as float32; refuse values beyond the float32 range."""
+    big = np.abs(block) > _F32_MAX
+    if big.any():
+        columns = np.flatnonzero(big.reshape(len(block), -1).any(axis=0))
+        raise ValueError(
+            f"{what} has values beyond the float32 range (about 3.4e38) in "
+            f"column(s) {columns[:10].tolist()}, which the network computes in. "
+            "Rescale those columns (for example with a StandardScaler in the "
+            "pipeline) or keep standardize_X on."
+        )
+    return block.astype(np.float32)
+
+
+def _scale(X, mean, scale):
+    """``(X - mean) / scale`` in float64 (``X`` as it is when mean is None)."""
+    block = X.astype(np.float64, copy=False)
+    return block if mean is None else (block - mean) / scale
 
 
 class Scaling:
@@ -72,8 +121,8 @@ class Scaling:
 
     Attributes
     ----------
-    input_mean_, input_scale_ : ndarray or None
-        What the network's normaliser applies at prediction (None: nothing).
+    input_mean_, input_scale_ : float64 ndarray or None
+        What inputs are centred and divided by at prediction (None: nothing).
     domain_stats_ : dict of int -> (mean, scale), or None
         Per-domain statistics when ``per_domain``.
     y_mean_, y_scale_ : ndarray of shape (n_outputs,)
@@ -101,49 +150,63 @@ class Scaling:
         Parameters
         ----------
         X : ndarray of shape (n_samples, ...)
+            Inputs, float32 or float64.
         y : ndarray of shape (n_samples, n_outputs)
             NaN where a row is unlabelled.
         masks : DomainMasks
+            The rows' domains.
         sample_weight : ndarray of shape (n_samples,) or None
             Weights of the statistics.
 
         Returns
         -------
         X_train : float32 ndarray
-            A scaled copy of ``X`` (the one copy ``fit`` makes).
+            The scaled inputs (the one copy of ``X`` that ``fit`` makes).
         y_train : float32 ndarray of shape (n_samples, n_outputs)
             Scaled targets, 0 on unlabelled rows.
         """
-        X_train = np.array(X, dtype=np.float32, copy=True, order="C")
-        self._fit_transform_inputs(X_train, masks, sample_weight)
+        X_train = np.empty(X.shape, dtype=np.float32)
+        self._fit_transform_inputs(X, X_train, masks, sample_weight)
         return X_train, self._fit_transform_targets(y, masks, sample_weight)
 
-    def _fit_transform_inputs(self, X, masks, weight):
+    def _fit_transform_inputs(self, X, out, masks, weight):
         self.domain_stats_ = None
         self.input_mean_ = self.input_scale_ = None
         if self.per_domain:
             stats = {}
             for dom in np.unique(masks.domain):
-                rows = masks.domain == dom
+                rows = np.flatnonzero(masks.domain == dom)
                 w = None if weight is None else weight[rows]
                 mean, scale = _input_stats(X[rows], w, self.inputs)
-                X[rows] = (X[rows] - mean) / scale
+                for start in range(0, len(rows), _CHUNK):
+                    part = rows[start : start + _CHUNK]
+                    out[part] = _to_float32(_scale(X[part], mean, scale), "X")
                 stats[int(dom)] = (mean, scale)
             self.domain_stats_ = stats
             # predict() sees target data: the target domain numbered closest to 0
             self.input_mean_, self.input_scale_ = stats[max(d for d in stats if d < 0)]
             return
-        if self.inputs == "off":
-            return
         if self.inputs == "inherit":
-            mean, scale = self.inherited.input_mean_, self.inherited.input_scale_
-            if mean is None:
-                return
-        else:
-            mean, scale = _input_stats(X, weight, self.inputs)
-        X -= mean
-        X /= scale
-        self.input_mean_, self.input_scale_ = mean, scale
+            self.input_mean_ = self.inherited.input_mean_
+            self.input_scale_ = self.inherited.input_scale_
+        elif self.inputs != "off":
+            self.input_mean_, self.input_scale_ = _input_stats(X, weight, self.inputs)
+        for start in range(0, X.shape[0], _CHUNK):
+            out[start : start + _CHUNK] = self.transform(X[start : start + _CHUNK])
+
+    def transform(self, X):
+        """Inputs centred and scaled in float64, then cast to float32.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n, ...)
+            Raw inputs (a chunk).
+
+        Returns
+        -------
+        float32 ndarray of the same shape
+        """
+        return scale_inputs(X, self.input_mean_, self.input_scale_)
 
     def _fit_transform_targets(self, y, masks, weight):
         n_outputs = y.shape[1]
@@ -156,10 +219,10 @@ class Scaling:
             )
         else:
             y_mean, y_scale = np.zeros(n_outputs), np.ones(n_outputs)
-        y_train = ((y - y_mean) / y_scale).astype(np.float32)
-        y_train[~lab] = 0.0
         self.y_mean_ = np.asarray(y_mean, dtype=np.float64)
         self.y_scale_ = np.asarray(y_scale, dtype=np.float64)
+        y_train = np.zeros(y.shape, dtype=np.float32)
+        y_train[lab] = _to_float32(_scale(y[lab], self.y_mean_, self.y_scale_), "y")
         return y_train
 
     def configure(self, network):
@@ -167,3 +230,11 @@ class Scaling:
         if self.input_mean_ is not None:
             network.normalizer.set(self.input_mean_, self.input_scale_)
         return network
+
+
+def scale_inputs(X, mean, scale):
+    """``(X - mean) / scale`` computed in float64, as float32 (range-checked);
+    ``X`` only cast when ``mean`` is None."""
+    if mean is None and X.dtype == np.float32:
+        return X if X.flags.writeable else X.copy()  # torch needs a writable buffer
+    return _to_float32(_scale(X, mean, scale), "X")
