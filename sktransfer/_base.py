@@ -278,7 +278,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
             X_train, y_train = scaling.fit_transform(X, y, masks, sample_weight)
             plan = self._plan(network, origin, masks)
             dataset = self._dataset(X_train, y_train, weight, masks, device)
-            solver = self._choose_solver(network, plan)
+            solver = self._choose_solver(network, plan, len(dataset))
             net = self._assemble_net(network.to(device), plan, seeds, device, solver)
             self._train(net, dataset, plan, origin, solver)
             if plan.after_training is not None:
@@ -529,7 +529,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
             torch.from_numpy(masks.target).to(device),
         )
 
-    def _choose_solver(self, network, plan):
+    def _choose_solver(self, network, plan, n_rows):
         """``"gradient"`` or ``"closed_form"`` (see the ``solver`` parameter)."""
         if self.solver == "gradient":
             return "gradient"
@@ -554,8 +554,8 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         # loop's implicit regularisation avoids
         if any(True for _ in network.backbone.parameters()):
             return "gradient"
-        if network.n_features > AUTO_MAX_FEATURES:
-            return "gradient"  # a (d+1)^2 Gram matrix would not be cheap
+        if min(n_rows, network.n_features + 1) > AUTO_MAX_FEATURES:
+            return "gradient"  # neither the primal nor the dual system is cheap
         return "closed_form"
 
     # --- stage: net -----------------------------------------------------------

@@ -15,7 +15,9 @@ augmented by a column of ones), ``c = F' D y / sum(w)`` and
 ``a = K * strength / 2``. When ``a = 0`` and ``G`` is singular (fewer rows than
 features) the solution nearest the pretrained head is returned -- the one
 gradient descent from it converges to -- or, for a new head, the minimum-norm
-solution.
+solution. With fewer rows than parameters the same solution comes from the
+n x n system of the rows (the dual form), which is far cheaper for wide
+inputs such as spectra.
 
 Weight decay is treated as the L2 penalty above; AdamW's decoupled decay
 reaches a slightly different point, so ``solver="gradient"`` with a nonzero
@@ -27,8 +29,9 @@ import torch
 
 _CHUNK = 4096
 _RCOND = 1e-10
-#: ``solver="auto"`` solves in closed form up to this many features (a float64
-#: Gram matrix of 134 MB and an eigendecomposition of seconds on a CPU)
+#: ``solver="auto"`` solves in closed form while the smaller of the two systems
+#: (features + 1, or rows) has at most this size (a float64 matrix of 134 MB
+#: and an eigendecomposition of seconds on a CPU)
 AUTO_MAX_FEATURES = 4096
 _TRAIN_DEPENDENT = (
     torch.nn.modules.batchnorm._BatchNorm,
@@ -126,27 +129,78 @@ def solve_linear_head(network, X, y, weight, rows, *, strength, anchored, pretra
     if not pretrained:
         theta0 = np.zeros_like(theta0)  # a new head's random start means nothing
 
+    bias = head.bias is not None
+    if not bias:  # no intercept: no column of ones, no bias entry
+        theta0 = theta0[:-1]
+    a = n_outputs * float(strength) / 2.0
+    target = theta0 if anchored else np.zeros_like(theta0)
+    n_rows = X.shape[0] if rows is None else int(rows.numel())
+    if n_rows < theta0.shape[0]:
+        theta = _solve_dual(network, X, y, weight, rows, bias, theta0, target, a)
+    else:
+        theta = _solve_primal(network, X, y, weight, rows, bias, theta0, target, a)
+    d = W0.shape[1]
+    head.weight.copy_(torch.from_numpy(np.ascontiguousarray(theta[:d].T)))
+    if head.bias is not None:
+        head.bias.copy_(torch.from_numpy(theta[d]))
+
+
+def _pinv_apply(system, rhs):
+    """``system^+ @ rhs`` for a symmetric PSD ``system`` (eigenvalues below
+    ``_RCOND`` times the largest count as zero)."""
+    vals, vecs = np.linalg.eigh(system)
+    keep = vals > _RCOND * max(vals.max(), 1e-300)
+    inv = np.zeros_like(vals)
+    inv[keep] = 1.0 / vals[keep]
+    return vecs @ (inv[:, None] * (vecs.T @ rhs))
+
+
+def _solve_primal(network, X, y, weight, rows, bias, theta0, target, a):
+    """The (d+1) x (d+1) normal equations, for at least as many rows as
+    parameters: solve for the step from theta0,
+    ``(G + aI) delta = c + a*target - (G + aI) theta0``."""
     gram, cross = _moments(network, X, y, weight, rows)
     if weight is None:
         total = float(X.shape[0] if rows is None else rows.numel())
     else:
         total = float((weight if rows is None else weight[rows]).double().sum())
-    if head.bias is None:  # no intercept: drop the column of ones
-        gram, cross, theta0 = gram[:-1, :-1], cross[:-1], theta0[:-1]
-    gram /= total
-    cross /= total
-    a = n_outputs * float(strength) / 2.0
-    target = theta0 if anchored else np.zeros_like(theta0)
-    # solve for the step from theta0: (G + aI) delta = c + a*target - (G + aI) theta0
-    system = gram + a * np.eye(gram.shape[0])
-    rhs = cross + a * target - system @ theta0
-    vals, vecs = np.linalg.eigh(system)
-    keep = vals > _RCOND * max(vals.max(), 1e-300)
-    inv = np.zeros_like(vals)
-    inv[keep] = 1.0 / vals[keep]
-    delta = vecs @ (inv[:, None] * (vecs.T @ rhs))
-    theta = theta0 + delta
-    d = W0.shape[1]
-    head.weight.copy_(torch.from_numpy(np.ascontiguousarray(theta[:d].T)))
-    if head.bias is not None:
-        head.bias.copy_(torch.from_numpy(theta[d]))
+    if not bias:
+        gram, cross = gram[:-1, :-1], cross[:-1]
+    system = gram / total + a * np.eye(gram.shape[0])
+    rhs = cross / total + a * target - system @ theta0
+    return theta0 + _pinv_apply(system, rhs)
+
+
+@torch.no_grad()
+def _solve_dual(network, X, y, weight, rows, bias, theta0, target, a):
+    """The n x n form, for fewer rows than parameters.
+
+    With ``A = D^(1/2) F`` (weighted, augmented features) and the expansion
+    point ``e`` (the penalty's target, or theta0 without a penalty, which
+    gives the solution nearest to it), ``delta = A' (A A' / W + a I)^+
+    D^(1/2) (Y - F e) / W`` is the primal solution (push-through identity),
+    at the cost of an n x n instead of a (d+1) x (d+1) system.
+    """
+    idx = slice(None) if rows is None else rows
+    parts = []
+    n = X.shape[0] if rows is None else rows.numel()
+    for start in range(0, n, _CHUNK):
+        sel = (
+            slice(start, start + _CHUNK)
+            if rows is None
+            else rows[start : start + _CHUNK]
+        )
+        f = network.features(X[sel]).double()
+        if bias:
+            f = torch.cat([f, torch.ones_like(f[:, :1])], dim=1)
+        parts.append(f.cpu().numpy())
+    F = np.concatenate(parts)
+    Y = y[idx].double().cpu().numpy()
+    w = np.ones(len(F)) if weight is None else weight[idx].double().cpu().numpy()
+    total = w.sum()
+    root = np.sqrt(w)[:, None]
+    expansion = target if a > 0 else theta0
+    A = root * F
+    system = A @ A.T / total + a * np.eye(len(F))
+    beta = _pinv_apply(system, root * (Y - F @ expansion) / total)
+    return expansion + A.T @ beta

@@ -83,8 +83,9 @@ solver : {"auto", "gradient", "closed_form"}, default="auto"
     returns the one nearest the pretrained head, or the minimum-norm one for
     a new head. ``max_epochs``, ``batch_size``, ``lr``, ``optimizer`` and
     ``precision`` (in training) do not apply. ``"auto"``: closed form for a
-    linear model (a backbone without parameters, batch-norm or dropout, at
-    most 4096 features) when ``early_stopping=False``, else gradient. A
+    linear model (a backbone without parameters, batch-norm or dropout, with
+    at most 4096 features or rows) when ``early_stopping=False``, else
+    gradient. With fewer rows than features the n x n (dual) form is solved. A
     linear probe stays on the gradient solver under ``"auto"``: with more
     features than labelled rows its exact unpenalised optimum interpolates
     the rows, so ask for ``"closed_form"`` together with ``l2sp`` or
