@@ -234,7 +234,7 @@ class DomainAwareKFold:
             )
         kfold = KFold(
             self.n_splits,
-            shuffle=self.shuffle,
+            shuffle=bool(self.shuffle),
             random_state=self.random_state if self.shuffle else None,
         )
         for train, valid in kfold.split(source):
