@@ -12,30 +12,64 @@ from sklearn.utils import check_random_state
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+def _supported_devices():
+    """The device strings this machine accepts, for messages."""
+    names = ["'auto'", "'cpu'"]
+    if not torch.cuda.is_available():
+        return ", ".join(names) + " (CUDA is not available on this machine)"
+    names.append("'cuda'")
+    names.extend(f"'cuda:{i}'" for i in range(torch.cuda.device_count()))
+    return ", ".join(names)
+
+
 def resolve_device(device):
     """The torch device string for ``device``; ``"auto"`` -> cuda when available.
 
+    Only the CPU and CUDA are supported: ``"cpu"``, ``"cuda"``, ``"cuda:N"``
+    for a GPU that exists, ``"auto"``, or the matching ``torch.device``.
+
     Raises
     ------
+    TypeError
+        If ``device`` is not a str or a ``torch.device``.
     ValueError
-        If ``device`` is not a torch device, or names CUDA on a machine without it.
+        If ``device`` is not a valid torch device, is a device type other than
+        the CPU and CUDA (``"mps"``, ``"xpu"``, ``"meta"``...), names CUDA on a
+        machine without it, or names a GPU index that does not exist.
     """
     if isinstance(device, torch.device):
         device = str(device)
+    if not isinstance(device, str):
+        raise TypeError(
+            f"device must be a str or a torch.device; got {device!r} of type "
+            f"{type(device).__name__}. Use one of {_supported_devices()}."
+        )
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     try:
         dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
+    except (RuntimeError, TypeError, ValueError) as exc:
         raise ValueError(
-            f"device={device!r} is not a valid torch device; use 'cpu', 'cuda', "
-            "'cuda:N' or 'auto'."
+            f"device={device!r} is not a valid torch device; use one of "
+            f"{_supported_devices()}."
         ) from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
+    if dev.type not in ("cpu", "cuda"):
         raise ValueError(
-            f"device={device!r} was requested but CUDA is not available on this "
-            "machine; use device='cpu' or device='auto'."
+            f"device={device!r} is not supported: sktransfer trains on the CPU or "
+            f"on CUDA GPUs only. Use one of {_supported_devices()}."
         )
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={device!r} was requested but CUDA is not available on this "
+                "machine; use device='cpu' or device='auto'."
+            )
+        count = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= count:
+            raise ValueError(
+                f"device={device!r} names GPU {dev.index} but this machine has "
+                f"{count} CUDA device(s); use one of {_supported_devices()}."
+            )
     return device
 
 

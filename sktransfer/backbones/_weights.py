@@ -1,4 +1,9 @@
-"""The one weights loader: safetensors first, ``torch.load(weights_only=True)`` else."""
+"""The one weights loader: safetensors first, ``torch.load(weights_only=True)`` else.
+
+Every loaded tensor is checked: weights must be finite, and a tensor loaded into
+a floating-point entry must itself be floating point (an integer, boolean or
+complex tensor is refused rather than silently cast).
+"""
 
 import os
 from collections.abc import Mapping
@@ -7,6 +12,80 @@ import torch
 from safetensors.torch import load_file
 
 _PREFIXES = ("module.", "backbone.", "net_.module_.backbone.")
+
+_HOW_TO_SAVE = (
+    "write weights with safetensors.torch.save_file(module.state_dict(), path) "
+    "(a '.safetensors' file) or torch.save(module.state_dict(), path)."
+)
+
+
+def _listed(keys, limit=10):
+    """``keys`` for a message: the first ``limit``, then how many more."""
+    keys = list(keys)
+    shown = repr(keys[:limit])
+    if len(keys) > limit:
+        shown += f" and {len(keys) - limit} more"
+    return shown
+
+
+def _kind(tensor):
+    """The dtype family of ``tensor``: float, complex, bool or int."""
+    if tensor.is_floating_point():
+        return "floating-point"
+    if tensor.is_complex():
+        return "complex"
+    if tensor.dtype == torch.bool:
+        return "boolean"
+    return "integer"
+
+
+def _non_finite(named_tensors):
+    """Names of the floating-point or complex tensors holding NaN or inf."""
+    bad = []
+    for name, tensor in named_tensors:
+        if torch.nn.parameter.is_lazy(tensor) or tensor.device.type == "meta":
+            continue  # no values yet
+        if (tensor.is_floating_point() or tensor.is_complex()) and not bool(
+            torch.isfinite(tensor).all()
+        ):
+            bad.append(name)
+    return bad
+
+
+def _check_finite_parameters(module, what):
+    """Raise a ValueError naming ``module``'s parameters or buffers with NaN/inf.
+
+    For user-supplied modules (a ``torch.nn.Module`` backbone or head): training
+    from non-finite weights gives NaN predictions, so it is refused up front.
+    Uninitialised (lazy) parameters are skipped.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The module to check.
+    what : str
+        How to name the module in the message, e.g. ``"backbone"``.
+
+    Returns
+    -------
+    module : torch.nn.Module
+        ``module``, unchanged.
+
+    Raises
+    ------
+    ValueError
+        If a floating-point parameter or buffer holds NaN or infinite values.
+    """
+    bad = _non_finite(
+        [*module.named_parameters(), *module.named_buffers()]  # names, tensors
+    )
+    if bad:
+        raise ValueError(
+            f"{what} has NaN or infinite values in {_listed(bad)}. Pass a module "
+            "with finite parameters and buffers (re-initialise it, or load it "
+            "from a checkpoint saved before training diverged)."
+        )
+    return module
 
 
 def read_state_dict(weights) -> dict:
@@ -21,18 +100,36 @@ def read_state_dict(weights) -> dict:
     Returns
     -------
     state_dict : dict of str -> torch.Tensor
+
+    Raises
+    ------
+    TypeError
+        If ``weights`` is neither a path nor a mapping.
+    ValueError
+        If the file is missing or unreadable (a truncated or corrupt
+        ``.safetensors`` file included), does not hold a state dict, or holds
+        keys that are not str, values that are not tensors, or NaN or infinite
+        values.
     """
+    what = "weights"
     if isinstance(weights, Mapping):
         state = dict(weights)
     elif isinstance(weights, str | os.PathLike):
         path = os.fspath(weights)
+        what = f"weights={path!r}"
         if not os.path.isfile(path):
             raise ValueError(
                 f"weights={path!r} is not an existing file. Pass the path of a "
                 "'.safetensors' file or of a torch.save(state_dict) file."
             )
         if path.endswith(".safetensors"):
-            state = load_file(path, device="cpu")
+            try:
+                state = load_file(path, device="cpu")
+            except Exception as exc:  # SafetensorError, OSError, ...
+                raise ValueError(
+                    f"weights={path!r} is not a valid .safetensors file ({exc}); "
+                    "it may be truncated, corrupt or in another format; " + _HOW_TO_SAVE
+                ) from exc
         else:
             try:
                 state = torch.load(path, map_location="cpu", weights_only=True)
@@ -55,9 +152,27 @@ def read_state_dict(weights) -> dict:
             "weights must be None, a path to a .safetensors or torch.save file, or "
             f"a state-dict mapping; got {type(weights).__name__}."
         )
+    bad = [k for k in state if not isinstance(k, str)]
+    if bad:
+        raise ValueError(
+            f"{what} has keys that are not str: {_listed(bad)}. A state dict maps "
+            "parameter names (such as 'blocks.0.0.weight') to tensors; " + _HOW_TO_SAVE
+        )
     bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
     if bad:
-        raise ValueError(f"weights has entries that are not tensors: {bad[:5]}.")
+        kinds = sorted({type(state[k]).__name__ for k in bad})
+        raise ValueError(
+            f"{what} has entries that are not tensors: {_listed(bad)} (of type "
+            f"{', '.join(kinds)}). A state dict maps parameter names to "
+            "torch.Tensor values; " + _HOW_TO_SAVE
+        )
+    bad = _non_finite(state.items())
+    if bad:
+        raise ValueError(
+            f"{what} has NaN or infinite values in {_listed(bad)}. Load weights "
+            "from a checkpoint saved before training diverged, or check how the "
+            "file was written."
+        )
     return state
 
 
@@ -77,8 +192,11 @@ def load_weights(module: torch.nn.Module, weights) -> torch.nn.Module:
     """Load ``weights`` into ``module`` in place, strictly.
 
     Keys must match the module's ``state_dict`` exactly (a common wrapper prefix
-    such as ``module.`` or ``backbone.`` is stripped). Otherwise a ``ValueError``
-    names the missing and unexpected keys and the shape mismatches.
+    such as ``module.`` or ``backbone.`` is stripped) and every tensor must fit
+    its entry: the same shape, and a floating-point tensor for a floating-point
+    entry (an integer, boolean or complex tensor is never cast). Otherwise a
+    ``ValueError`` names the missing and unexpected keys and the shape and dtype
+    mismatches. Weights with NaN or infinite values are refused.
 
     Parameters
     ----------
@@ -109,9 +227,14 @@ def load_weights(module: torch.nn.Module, weights) -> torch.nn.Module:
     shapes = [
         f"{k}: expected {tuple(own[k].shape)}, got {tuple(state[k].shape)}"
         for k in sorted(set(own) & set(state))
-        if own[k].shape != state[k].shape
+        if not torch.nn.parameter.is_lazy(own[k]) and own[k].shape != state[k].shape
     ]
-    if missing or unexpected or shapes:
+    dtypes = [
+        f"{k}: expected a {_kind(own[k])} tensor ({own[k].dtype}), got {state[k].dtype}"
+        for k in sorted(set(own) & set(state))
+        if _kind(own[k]) != _kind(state[k])
+    ]
+    if missing or unexpected or shapes or dtypes:
         parts = []
         if missing:
             parts.append(f"missing keys {missing}")
@@ -119,6 +242,12 @@ def load_weights(module: torch.nn.Module, weights) -> torch.nn.Module:
             parts.append(f"unexpected keys {unexpected}")
         if shapes:
             parts.append(f"shape mismatches [{'; '.join(shapes)}]")
+        if dtypes:
+            parts.append(
+                f"dtype mismatches [{'; '.join(dtypes)}] (tensors are never cast "
+                "between dtype families: convert them to the module's dtypes, e.g. "
+                "tensor.float())"
+            )
         raise ValueError(
             "weights do not fit the backbone: "
             + ", ".join(parts)

@@ -1,7 +1,16 @@
-"""Built-in backbones: ``linear``, ``mlp``, ``cnn1d``, ``gru``."""
+"""Built-in backbones: ``linear``, ``mlp``, ``cnn1d``, ``gru``.
 
+Every parameter is checked before torch sees it: a wrong type raises a
+``TypeError`` and a value out of range a ``ValueError``, each naming the
+backbone, the parameter, the value and the valid range.
+"""
+
+import inspect
 import math
+import numbers
+from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -10,12 +19,98 @@ from sktransfer.backbones._registry import register_backbone
 _ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}
 
 
-def _activation(name):
+def _activation(name, owner="backbone"):
+    if not isinstance(name, str):
+        raise TypeError(
+            f"{owner}: activation must be a str, one of {sorted(_ACTIVATIONS)}; got "
+            f"{name!r} of type {type(name).__name__}."
+        )
     if name not in _ACTIVATIONS:
         raise ValueError(
-            f"activation={name!r} is not supported; use one of {sorted(_ACTIVATIONS)}."
+            f"{owner}: activation={name!r} is not supported; use one of "
+            f"{sorted(_ACTIVATIONS)}."
         )
     return _ACTIVATIONS[name]
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(
+        value, bool | np.bool_
+    )
+
+
+def _check_int(owner, name, value, minimum=1):
+    """``value`` as an int ``>= minimum``; TypeError or ValueError otherwise."""
+    if not _is_int(value):
+        raise TypeError(
+            f"{owner}: {name} must be an int >= {minimum}; got {value!r} of type "
+            f"{type(value).__name__}."
+        )
+    if value < minimum:
+        raise ValueError(
+            f"{owner}: {name}={value!r} is out of range; {name} must be an int >= "
+            f"{minimum}."
+        )
+    return int(value)
+
+
+def _check_sizes(owner, name, value, example):
+    """``value`` as a tuple of ints >= 1 (one per layer)."""
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence | np.ndarray):
+        hint = f" (for one layer pass {name}=({value},))" if _is_int(value) else ""
+        raise TypeError(
+            f"{owner}: {name} must be a sequence of ints >= 1, one per layer, such "
+            f"as {name}={example}; got {value!r} of type "
+            f"{type(value).__name__}{hint}."
+        )
+    sizes = list(value)
+    for i, size in enumerate(sizes):
+        if not _is_int(size):
+            raise TypeError(
+                f"{owner}: {name}={value!r} must hold ints >= 1; entry {i} is "
+                f"{size!r} of type {type(size).__name__}. Pass, e.g., {name}={example}."
+            )
+        if size < 1:
+            raise ValueError(
+                f"{owner}: {name}={value!r} must hold ints >= 1; entry {i} is "
+                f"{size!r}. Pass, e.g., {name}={example}."
+            )
+    return tuple(int(size) for size in sizes)
+
+
+def _check_dropout(owner, value):
+    """``value`` as a float in [0, 1)."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"{owner}: dropout must be a float in [0, 1); got {value!r} of type "
+            f"{type(value).__name__}."
+        )
+    if not 0.0 <= float(value) < 1.0:  # also refuses NaN
+        raise ValueError(
+            f"{owner}: dropout={value!r} is out of range; dropout must be a float "
+            "in [0, 1) (0: no dropout)."
+        )
+    return float(value)
+
+
+def _check_bool(owner, name, value):
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(
+            f"{owner}: {name} must be True or False; got {value!r} of type "
+            f"{type(value).__name__}."
+        )
+    return bool(value)
+
+
+def _check_keys(backbone, params, cls, positional):
+    """Refuse ``backbone_params`` keys that ``cls`` does not take."""
+    valid = sorted(set(inspect.signature(cls).parameters) - {positional})
+    unknown = sorted(set(params) - set(valid), key=str)
+    if unknown:
+        raise TypeError(
+            f"backbone_params has unknown key(s) {unknown} for the {backbone!r} "
+            f"backbone; valid keys are {valid}."
+        )
 
 
 def _as_sequence_shape(input_shape):
@@ -35,13 +130,13 @@ class MLPBackbone(nn.Module):
 
     Parameters
     ----------
-    n_features : int
+    n_features : int >= 1
         Input width (samples of other shapes are flattened).
-    hidden_sizes : sequence of int, default=(128, 128)
+    hidden_sizes : sequence of int >= 1, default=(128, 128)
         Width of each hidden layer; the last one is the feature width.
     activation : {"relu", "gelu", "tanh", "silu"}, default="relu"
         Activation after each hidden layer.
-    dropout : float, default=0.0
+    dropout : float in [0, 1), default=0.0
         Dropout after each hidden layer (0: none).
     batch_norm : bool, default=False
         Add ``BatchNorm1d`` after each linear layer (its statistics are
@@ -57,18 +152,22 @@ class MLPBackbone(nn.Module):
         batch_norm=False,
     ):
         super().__init__()
-        act = _activation(activation)
+        owner = "MLPBackbone"
+        width = _check_int(owner, "n_features", n_features)
+        hidden_sizes = _check_sizes(owner, "hidden_sizes", hidden_sizes, (128, 128))
+        act = _activation(activation, owner)
+        dropout = _check_dropout(owner, dropout)
+        batch_norm = _check_bool(owner, "batch_norm", batch_norm)
         layers = []
-        width = int(n_features)
         for size in hidden_sizes:
-            block = [nn.Linear(width, int(size))]
+            block = [nn.Linear(width, size)]
             if batch_norm:
-                block.append(nn.BatchNorm1d(int(size)))
+                block.append(nn.BatchNorm1d(size))
             block.append(act())
             if dropout:
-                block.append(nn.Dropout(float(dropout)))
+                block.append(nn.Dropout(dropout))
             layers.append(nn.Sequential(*block))
-            width = int(size)
+            width = size
         self.blocks = nn.Sequential(*layers)
         self.out_features = width
 
@@ -83,20 +182,20 @@ class CNN1d(nn.Module):
 
     Parameters
     ----------
-    in_channels : int
+    in_channels : int >= 1
         Channels of the input sequence.
-    channels : sequence of int, default=(16, 32)
+    channels : sequence of int >= 1, default=(16, 32)
         Output channels of each convolution block (conv -> activation -> pool).
-    kernel_size : int, default=5
+    kernel_size : int >= 1, default=5
         Width of every convolution ("same" padding).
-    pool : int, default=2
+    pool : int >= 1, default=2
         Max-pooling factor after each block (skipped where the sequence is
         already too short).
     activation : {"relu", "gelu", "tanh", "silu"}, default="relu"
         Activation after each convolution.
     batch_norm : bool, default=True
         Add ``BatchNorm1d`` after each convolution.
-    length : int or None, default=None
+    length : int >= 1 or None, default=None
         Sequence length, used only to size the pooling.
     """
 
@@ -111,20 +210,27 @@ class CNN1d(nn.Module):
         length=None,
     ):
         super().__init__()
-        act = _activation(activation)
+        owner = "CNN1d"
+        width = _check_int(owner, "in_channels", in_channels)
+        channels = _check_sizes(owner, "channels", channels, (16, 32))
+        kernel_size = _check_int(owner, "kernel_size", kernel_size)
+        pool = _check_int(owner, "pool", pool)
+        act = _activation(activation, owner)
+        batch_norm = _check_bool(owner, "batch_norm", batch_norm)
+        if length is not None:
+            length = _check_int(owner, "length", length)
         blocks = []
-        width = int(in_channels)
         current = length if length is not None else math.inf
         for ch in channels:
-            block = [nn.Conv1d(width, int(ch), int(kernel_size), padding="same")]
+            block = [nn.Conv1d(width, ch, kernel_size, padding="same")]
             if batch_norm:
-                block.append(nn.BatchNorm1d(int(ch)))
+                block.append(nn.BatchNorm1d(ch))
             block.append(act())
             if pool > 1 and current >= 2 * pool:
-                block.append(nn.MaxPool1d(int(pool)))
+                block.append(nn.MaxPool1d(pool))
                 current = current // pool
             blocks.append(nn.Sequential(*block))
-            width = int(ch)
+            width = ch
         self.blocks = nn.Sequential(*blocks)
         self.out_features = width
 
@@ -140,13 +246,13 @@ class GRUBackbone(nn.Module):
 
     Parameters
     ----------
-    in_channels : int
+    in_channels : int >= 1
         Channels of the input sequence (the GRU's input size).
-    hidden_size : int, default=32
+    hidden_size : int >= 1, default=32
         Width of the hidden state.
-    num_layers : int, default=1
+    num_layers : int >= 1, default=1
         Stacked GRU layers.
-    dropout : float, default=0.0
+    dropout : float in [0, 1), default=0.0
         Dropout between stacked layers (ignored for one layer).
     bidirectional : bool, default=False
         Read the sequence in both directions (features twice as wide).
@@ -161,15 +267,21 @@ class GRUBackbone(nn.Module):
         bidirectional=False,
     ):
         super().__init__()
+        owner = "GRUBackbone"
+        in_channels = _check_int(owner, "in_channels", in_channels)
+        hidden_size = _check_int(owner, "hidden_size", hidden_size)
+        num_layers = _check_int(owner, "num_layers", num_layers)
+        dropout = _check_dropout(owner, dropout)
+        bidirectional = _check_bool(owner, "bidirectional", bidirectional)
         self.gru = nn.GRU(
-            int(in_channels),
-            int(hidden_size),
-            num_layers=int(num_layers),
-            dropout=float(dropout) if num_layers > 1 else 0.0,
+            in_channels,
+            hidden_size,
+            num_layers=num_layers,
+            dropout=dropout if num_layers > 1 else 0.0,
             batch_first=True,
-            bidirectional=bool(bidirectional),
+            bidirectional=bidirectional,
         )
-        self.out_features = int(hidden_size) * (2 if bidirectional else 1)
+        self.out_features = hidden_size * (2 if bidirectional else 1)
 
     def forward(self, x):
         _, h = self.gru(x.transpose(1, 2))
@@ -178,21 +290,29 @@ class GRUBackbone(nn.Module):
         return h[-1]
 
 
-def _linear(input_shape):
+def _linear(input_shape, **params):
+    if params:
+        raise TypeError(
+            f"the 'linear' backbone takes no backbone_params; got {sorted(params)}. "
+            "Pass backbone_params=None (or use backbone='mlp' for hidden layers)."
+        )
     return nn.Flatten()
 
 
 def _mlp(input_shape, **params):
+    _check_keys("mlp", params, MLPBackbone, "n_features")
     return MLPBackbone(math.prod(input_shape), **params)
 
 
 def _cnn1d(input_shape, **params):
+    _check_keys("cnn1d", params, CNN1d, "in_channels")
     channels, length = _as_sequence_shape(input_shape)
     params.setdefault("length", length)
     return _SequenceView(CNN1d(channels, **params), (channels, length))
 
 
 def _gru(input_shape, **params):
+    _check_keys("gru", params, GRUBackbone, "in_channels")
     channels, length = _as_sequence_shape(input_shape)
     return _SequenceView(GRUBackbone(channels, **params), (channels, length))
 
