@@ -35,6 +35,7 @@ from sktransfer._module import TransferModule
 from sktransfer._net import TrainingInterrupted, TransferNet
 from sktransfer._scaling import Scaling, scale_inputs
 from sktransfer.backbones import get_backbone_factory, load_weights
+from sktransfer.backbones._weights import _check_finite_parameters
 from sktransfer.data import domain_masks, loss_weights
 from sktransfer.heads import HEAD_OPTIONS, make_head
 
@@ -458,7 +459,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         else:
             head = make_head(self.head, n_features, n_outputs)
         network = TransferModule(backbone, head, n_features, shapes.reshape_to)
-        _check_finite(network)
+        _check_finite_parameters(network, "The network (backbone and head)")
         return network, origin
 
     def _backbone(self, shapes, n_outputs):
@@ -743,7 +744,9 @@ def _call_factory(name, input_shape, params):
     try:
         backbone = factory(input_shape, **params)
     except Exception as exc:
-        raise ValueError(
+        # keep the kind of error (a wrong type stays a TypeError)
+        kind = type(exc) if isinstance(exc, (TypeError, ValueError)) else ValueError
+        raise kind(
             f"The {name!r} backbone could not be built for input_shape="
             f"{input_shape} with backbone_params={params!r}: {exc}"
         ) from exc
@@ -770,20 +773,6 @@ def _check_batch_norm_rows(module, n_rows, est):
             + (" after the early-stopping split" if est.early_stopping else "")
             + ". Give more labelled rows, set early_stopping=False, or use a "
             "backbone without batch norm."
-        )
-
-
-def _check_finite(network):
-    """Refuse parameters or buffers holding NaN or inf (a broken checkpoint)."""
-    bad = [
-        name
-        for name, t in [*network.named_parameters(), *network.named_buffers()]
-        if t.is_floating_point() and not bool(torch.isfinite(t).all())
-    ]
-    if bad:
-        raise ValueError(
-            f"The network's {bad[:5]} hold NaN or inf values; pass a backbone, "
-            "head or weights with finite values."
         )
 
 

@@ -322,18 +322,18 @@ def test_registry_factories_check_backbone_params(name, shape, params, error, ma
 
 
 @pytest.mark.parametrize(
-    ("params", "match"),
+    ("params", "error", "match"),
     [
-        ({"hidden_sizes": (8, 0)}, r"MLPBackbone: hidden_sizes=\(8, 0\)"),
-        ({"hidden_sizes": 8}, r"MLPBackbone: hidden_sizes must be a sequence"),
-        ({"dropout": 2.0}, r"MLPBackbone: dropout=2\.0 is out of range"),
+        ({"hidden_sizes": (8, 0)}, ValueError, r"MLPBackbone: hidden_sizes=\(8, 0\)"),
+        ({"hidden_sizes": 8}, TypeError, r"MLPBackbone: hidden_sizes must be a seq"),
+        ({"dropout": 2.0}, ValueError, r"MLPBackbone: dropout=2\.0 is out of range"),
     ],
     ids=["zero-width", "int-sizes", "dropout"],
 )
-def test_bad_backbone_params_fail_fit_before_training(params, match):
+def test_bad_backbone_params_fail_fit_before_training(params, error, match):
     X, y = _small_problem()
     est = TransferRegressor("mlp", backbone_params=params, max_epochs=1)
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(error, match=match):
         est.fit(X, y)
     assert not hasattr(est, "net_")
 
