@@ -415,6 +415,10 @@ def test_make_scaling_inherits_from_a_source(source):
 
 def test_make_scaling_per_domain_for_domain_adaptation():
     masks = _masks(6, n_target=2)
+    # the hook of the base: no per-domain scaling; DomainAdaptRegressor answers it
+    assert TransferRegressor()._per_domain_scaling(masks) is False
+    assert DomainAdaptRegressor(method="adabn")._per_domain_scaling(masks)
+    assert not DomainAdaptRegressor(method="mmd")._per_domain_scaling(masks)
     _, origin = DomainAdaptRegressor()._build_network(Shapes((3,), (3,)), 1)
     assert DomainAdaptRegressor(method="adabn")._make_scaling(origin, masks).per_domain
     assert (
