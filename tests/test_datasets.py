@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from sktransfer.datasets import (
+    SHIFTS,
     WEATHER_FEATURES,
     load_corn_nir,
     load_weather,
@@ -11,7 +12,7 @@ from sktransfer.datasets import (
 )
 
 
-@pytest.mark.parametrize("shift", ["covariate", "concept", "instrument"])
+@pytest.mark.parametrize("shift", SHIFTS)
 def test_make_domain_shift_shapes_and_reproducibility(shift):
     Xs, ys, Xt, yt = make_domain_shift(50, 20, 3, shift=shift, random_state=0)
     assert Xs.shape == (50, 3) and Xt.shape == (20, 3)
