@@ -96,6 +96,22 @@ def network(est):
     return est.net_.module_
 
 
+def part(est, name):
+    """``"backbone"`` or ``"head"`` of a fitted estimator's network."""
+    return getattr(network(est), name)
+
+
+def same_weights(a, b, name="backbone"):
+    """Part ``name`` of fitted estimators ``a`` and ``b`` is bit-identical
+    (parameters and buffers, such as batch-norm statistics)."""
+    return states_equal(part(a, name), part(b, name))
+
+
+def weight_distance(a, b, name="backbone"):
+    """How far part ``name`` of fitted estimator ``a`` moved from ``b``'s."""
+    return distance(part(a, name), part(b, name))
+
+
 def _read_only(*arrays):
     for a in arrays:
         a.flags.writeable = False

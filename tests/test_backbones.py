@@ -4,7 +4,7 @@ safe weight loading."""
 import numpy as np
 import pytest
 import torch
-from conftest import linear_problem, network, state, states_equal
+from conftest import linear_problem, part, state, states_equal
 from safetensors.torch import save_file
 
 from sktransfer import TransferRegressor
@@ -38,7 +38,8 @@ def test_registry_backbones_fit_and_predict(name):
     pred = est.predict(X)
     assert pred.shape == (80,)
     assert np.isfinite(pred).all()
-    parameter_free = not any(True for _ in network(est).backbone.parameters())
+    backbone = get_backbone_factory(name)((6,), **(TINY_PARAMS.get(name) or {}))
+    parameter_free = not any(True for _ in backbone.parameters())
     # a linear model is solved in closed form, the others train for 3 epochs
     assert est.solver_ == ("closed_form" if parameter_free else "gradient")
     assert est.n_iter_ == (0 if parameter_free else 3)
@@ -175,7 +176,7 @@ def test_weights_loaded_into_backbone(tmp_path, fmt):
         max_epochs=2,
         random_state=0,
     ).fit(X, y)
-    assert states_equal(network(probe).backbone, saved)
+    assert states_equal(part(probe, "backbone"), saved)
 
     tiny = TransferRegressor(
         "mlp",
@@ -185,14 +186,14 @@ def test_weights_loaded_into_backbone(tmp_path, fmt):
         lr=1e-9,
         random_state=0,
     ).fit(X, y)
-    got = network(tiny).backbone.state_dict()
+    got = part(tiny, "backbone").state_dict()
     for k, v in saved.items():
         torch.testing.assert_close(got[k], v, atol=1e-6, rtol=0)
     # a freshly initialised backbone (seed 0) would not match the saved one
     fresh = TransferRegressor(
         "mlp", backbone_params=params, max_epochs=1, lr=1e-9, random_state=0
     ).fit(X, y)
-    assert not states_equal(network(fresh).backbone, saved)
+    assert not states_equal(part(fresh, "backbone"), saved)
 
 
 def test_weights_key_mismatch_names_keys(tmp_path):

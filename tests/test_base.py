@@ -415,6 +415,10 @@ def test_make_scaling_inherits_from_a_source(source):
 
 def test_make_scaling_per_domain_for_domain_adaptation():
     masks = _masks(6, n_target=2)
+    # the hook of the base: no per-domain scaling; DomainAdaptRegressor answers it
+    assert TransferRegressor()._per_domain_scaling(masks) is False
+    assert DomainAdaptRegressor(method="adabn")._per_domain_scaling(masks)
+    assert not DomainAdaptRegressor(method="mmd")._per_domain_scaling(masks)
     _, origin = DomainAdaptRegressor()._build_network(Shapes((3,), (3,)), 1)
     assert DomainAdaptRegressor(method="adabn")._make_scaling(origin, masks).per_domain
     assert (
@@ -561,6 +565,21 @@ def test_assemble_net():
     )
     assert net.balanced and net.da_weight == 2.0
     assert "loss_terms" in dict(net.callbacks)
+
+
+# --------------------------------------------------------------- stage: _train
+def test_train_skips_rows_of_zero_weight_without_an_adaptation_loss():
+    X, y = linear_problem(n=40, n_features=3)
+    w = np.r_[np.zeros(20), np.ones(20)]
+    kw = dict(batch_size=10, max_epochs=1, backbone_params=TINY["backbone_params"])
+    est = TransferRegressor(**kw).fit(X, y, sample_weight=w)
+    assert len(est.history_[0]["batches"]) == 2  # 20 rows of positive weight
+    plain = TransferRegressor(**kw).fit(X, y)
+    assert len(plain.history_[0]["batches"]) == 4
+    # with an adaptation loss every row takes part (the target rows weigh 0)
+    y_t = np.r_[y[:20], np.full(20, np.nan)]
+    da = DomainAdaptRegressor(method="coral", **kw).fit(X, y_t)
+    assert da.history_[0, "train_da_loss"] > 0
 
 
 # ------------------------------------------------------------ stage: _publish

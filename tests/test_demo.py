@@ -4,11 +4,14 @@ calibration-transfer claim holds (closed form: deterministic)."""
 import numpy as np
 
 from sktransfer import demo
+from sktransfer.finetuning import list_strategies
 
 
 def test_weather_demo_runs_every_strategy():
     results = demo.run(n_labels=20, max_epochs=3)
-    assert len(results) == 2 + 4
+    assert len(results) == 2 + len(list_strategies())
+    for strategy in list_strategies():
+        assert f"transfer, finetune={strategy!r}" in results
     assert all(np.isfinite(v) and v > 0 for v in results.values())
 
 

@@ -4,39 +4,20 @@ import re
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 from sktransfer import DomainAdaptRegressor, TransferRegressor
-from sktransfer.adaptation import _method as adaptation_registry
-from sktransfer.backbones import _registry as backbone_registry
 from sktransfer.datasets import make_domain_shift
-from sktransfer.finetuning import _STRATEGIES
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
-
-
-@pytest.fixture
-def registries():
-    """Leave the global registries as they were."""
-    live = (
-        backbone_registry._REGISTRY.entries,
-        adaptation_registry._METHODS.entries,
-        _STRATEGIES.entries,
-    )
-    saved = [dict(entries) for entries in live]
-    yield
-    for entries, old in zip(live, saved):
-        entries.clear()
-        entries.update(old)
 
 
 def test_the_page_has_the_three_recipes():
     assert len(BLOCKS) == 3
 
 
-def test_recipes_register_and_fit(registries):
+def test_recipes_register_and_fit(restore_registries):
     for block in BLOCKS:
         exec(compile(block, str(DOC), "exec"), {})
     Xs, ys, Xt, yt = make_domain_shift(120, 60, n_features=8, random_state=0)

@@ -4,7 +4,16 @@ registered strategy, backbone blocks, parameter groups and L2-SP."""
 import numpy as np
 import pytest
 import torch
-from conftest import SMALL, distance, network, rmse, states_equal
+from conftest import (
+    SMALL,
+    distance,
+    network,
+    part,
+    rmse,
+    same_weights,
+    states_equal,
+    weight_distance,
+)
 from skorch.callbacks import Callback
 
 from sktransfer import TransferRegressor
@@ -20,6 +29,11 @@ from sktransfer.finetuning import (
     parameter_groups,
     register_strategy,
 )
+
+
+def _blocks(est):
+    """The backbone blocks of a fitted estimator, input side first."""
+    return backbone_blocks(part(est, "backbone"))
 
 
 # ------------------------------------------------------------------ registry
@@ -89,8 +103,8 @@ def test_a_registered_strategy_works_end_to_end(restore_registries, shift_data, 
     est = TransferRegressor(
         source, finetune="test_bottom_frozen", max_epochs=3, lr=1e-2, random_state=0
     ).fit(Xt, yt)
-    bottom, top = backbone_blocks(network(est).backbone)
-    src_bottom, src_top = backbone_blocks(network(source).backbone)
+    bottom, top = _blocks(est)
+    src_bottom, src_top = _blocks(source)
     assert states_equal(bottom, src_bottom)
     assert distance(top, src_top) > 1e-4
     assert est.predict(Xt[:2]).shape == (2,)
@@ -108,8 +122,8 @@ def test_every_strategy_fine_tunes_the_source(name, shift_data, source):
     assert pred.shape == (len(Xt),) and np.isfinite(pred).all()
     assert est.solver_ == "gradient" and est.n_iter_ == 4
     # the head always trains; the backbone unless the strategy freezes it
-    assert distance(network(est).head, network(source).head) > 1e-4
-    same = states_equal(network(est).backbone, network(source).backbone)
+    assert weight_distance(est, source, "head") > 1e-4
+    same = same_weights(est, source)
     assert same == strategy.freezes_backbone
     # every parameter is trainable again after fit
     assert all(p.requires_grad for p in network(est).parameters())
@@ -153,8 +167,8 @@ def test_linear_probe_freezes_backbone(shift_data, source):
     target = TransferRegressor(
         source, finetune="linear_probe", max_epochs=5, lr=1e-2, random_state=0
     ).fit(Xt, yt)
-    assert states_equal(network(target).backbone, network(source).backbone)
-    assert distance(network(target).head, network(source).head) > 1e-4
+    assert same_weights(target, source)
+    assert weight_distance(target, source, "head") > 1e-4
 
 
 def test_linear_probe_keeps_batch_norm_statistics(shift_data):
@@ -166,12 +180,12 @@ def test_linear_probe_keeps_batch_norm_statistics(shift_data):
     ).fit(Xs, ys)
     probe = TransferRegressor(bn, finetune="linear_probe", max_epochs=2).fit(Xt, yt)
     # the running statistics are buffers of the state dict: bit-identical
-    assert states_equal(network(probe).backbone, network(bn).backbone)
+    assert same_weights(probe, bn)
     full = TransferRegressor(bn, finetune="full", max_epochs=2).fit(Xt, yt)
     bn_layer = "blocks.0.1.running_mean"
     assert not torch.equal(
-        network(full).backbone.state_dict()[bn_layer],
-        network(bn).backbone.state_dict()[bn_layer],
+        part(full, "backbone").state_dict()[bn_layer],
+        part(bn, "backbone").state_dict()[bn_layer],
     )
 
 
@@ -180,23 +194,23 @@ def test_lp_ft_changes_backbone(shift_data, source):
     target = TransferRegressor(
         source, finetune="lp_ft", max_epochs=4, lr=1e-2, random_state=0
     ).fit(Xt, yt)
-    assert distance(network(target).backbone, network(source).backbone) > 1e-4
+    assert weight_distance(target, source) > 1e-4
     # one epoch: the probe phase only
     probe_only = TransferRegressor(
         source, finetune="lp_ft", max_epochs=1, lr=1e-2, random_state=0
     ).fit(Xt, yt)
-    assert states_equal(network(probe_only).backbone, network(source).backbone)
+    assert same_weights(probe_only, source)
 
 
 def test_gradual_unfreezes_from_the_top(shift_data, source):
     _, _, Xt, yt = shift_data
-    src_blocks = backbone_blocks(network(source).backbone)
+    src_blocks = _blocks(source)
     assert len(src_blocks) == 2
     # 2 epochs, 2 blocks: epoch 0 trains the head, epoch 1 the top block only
     short = TransferRegressor(
         source, finetune="gradual", max_epochs=2, lr=1e-2, random_state=0
     ).fit(Xt, yt)
-    bottom, top = backbone_blocks(network(short).backbone)
+    bottom, top = _blocks(short)
     assert states_equal(bottom, src_blocks[0])
     assert distance(top, src_blocks[1]) > 1e-4
 
@@ -207,7 +221,7 @@ def test_gradual_unfreezes_from_the_top(shift_data, source):
     assert len(losses) == 6
     assert np.isfinite(losses).all()
     assert losses[-1] < losses[0]
-    for got, ref in zip(backbone_blocks(network(full).backbone), src_blocks):
+    for got, ref in zip(_blocks(full), src_blocks):
         assert distance(got, ref) > 1e-4
     # every parameter is trainable again after fit
     assert all(p.requires_grad for p in network(full).parameters())
@@ -218,8 +232,8 @@ def test_l2sp_keeps_backbone_close(shift_data, source):
     common = dict(max_epochs=10, lr=1e-2, backbone_lr=1.0, random_state=0)
     free = TransferRegressor(source, l2sp=0.0, **common).fit(Xt, yt)
     tied = TransferRegressor(source, l2sp=100.0, **common).fit(Xt, yt)
-    d_free = distance(network(free).backbone, network(source).backbone)
-    d_tied = distance(network(tied).backbone, network(source).backbone)
+    d_free = weight_distance(free, source)
+    d_tied = weight_distance(tied, source)
     assert d_tied < 0.5 * d_free
     penalty = tied.history_[:, "train_l2sp_penalty"]
     assert len(penalty) == 10
@@ -234,8 +248,8 @@ def test_backbone_lr_zero_freezes_pretrained_backbone(shift_data, source):
     target = TransferRegressor(
         source, finetune="full", backbone_lr=0.0, max_epochs=5, lr=1e-2, random_state=0
     ).fit(Xt, yt)
-    assert states_equal(network(target).backbone, network(source).backbone)
-    assert distance(network(target).head, network(source).head) > 1e-4
+    assert same_weights(target, source)
+    assert weight_distance(target, source, "head") > 1e-4
 
 
 def test_backbone_lr_does_not_slow_a_backbone_trained_from_scratch():

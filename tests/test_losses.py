@@ -1,4 +1,6 @@
-"""Property tests for the divergences and the adversarial loss."""
+"""Property tests of the loss functions (``sktransfer.losses``): the
+divergences, the adversarial loss and the stable SVD. What the adaptation
+methods do with them is tested over the method registry in test_adaptation.py."""
 
 import numpy as np
 import pytest
@@ -7,13 +9,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sktransfer.losses import (
-    DIVERGENCES,
     DomainDiscriminator,
+    coral_loss,
     dann_loss,
+    daregram_loss,
     grad_reverse,
+    mmd_loss,
+    rsd_loss,
     stable_svd,
 )
 
+DIVERGENCES = {
+    "coral": coral_loss,
+    "daregram": daregram_loss,
+    "mmd": mmd_loss,
+    "rsd": rsd_loss,
+}
 NAMES = sorted(DIVERGENCES)
 
 batches = st.tuples(
@@ -55,7 +66,7 @@ def test_near_zero_for_identical_batches(name, batch):
     fs, _ = _features(n_s, n_s, d, seed, 0.0)
     fs.requires_grad_(True)
     loss = DIVERGENCES[name](fs, fs.detach().clone())
-    assert abs(float(loss)) < 2e-3
+    assert abs(float(loss.detach())) < 2e-3
     loss.backward()
     assert torch.isfinite(fs.grad).all()
 
@@ -91,7 +102,7 @@ def test_dann_discriminator_has_gradient_and_features_get_reversed():
     fs = torch.randn(16, 4, requires_grad=True)
     ft = (torch.randn(16, 4) + 2).requires_grad_(True)
     loss = dann_loss(fs, ft, disc)
-    assert float(loss) >= 0
+    assert float(loss.detach()) >= 0
     loss.backward()
     grads = [p.grad for p in disc.parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
@@ -141,3 +152,24 @@ def test_stable_svd_finite_on_repeated_singular_values():
     u, s, vh = stable_svd(a)
     (u.abs().sum() + vh.abs().sum() + s.sum()).backward()
     assert torch.isfinite(a.grad).all()
+
+
+def test_mmd_kernel_settings_and_unequal_batches():
+    fs, ft = _features(20, 7, 4, 0, 1.0)
+    default = float(mmd_loss(fs, ft))
+    assert default > 0
+    assert float(mmd_loss(fs, ft, kernel_mul=3.0, n_kernels=3)) != default
+    assert float(mmd_loss(fs, fs.clone())) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_daregram_keeps_the_dtype_of_the_features():
+    fs, ft = _features(16, 16, 4, 0, 1.0)
+    assert daregram_loss(fs, ft).dtype == torch.float32
+    assert daregram_loss(fs.double(), ft.double()).dtype == torch.float64
+
+
+def test_domain_discriminator_ends_in_one_logit():
+    disc = DomainDiscriminator(5, hidden_size=3)
+    assert disc(torch.zeros(7, 5)).shape == (7,)
+    linears = [m for m in disc.modules() if isinstance(m, torch.nn.Linear)]
+    assert [m.out_features for m in linears] == [3, 3, 1]

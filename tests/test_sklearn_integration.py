@@ -1,34 +1,31 @@
-"""TransferRegressor inside scikit-learn's tools: pipelines, searches, ensembles."""
+"""The estimators inside scikit-learn's tools: pipelines, searches, ensembles,
+cloning, pickling, metadata routing of ``sample_domain``."""
 
 import pickle
+import subprocess
+import sys
 import warnings
 
 import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import SMALL, TINY
+from sklearn import config_context
 from sklearn.base import clone
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.ensemble import StackingRegressor, VotingRegressor
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import GridSearchCV, cross_val_score
-from sklearn.pipeline import Pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from sktransfer import TransferRegressor
+from sktransfer import DomainAdaptRegressor, TransferRegressor
 
 
 def _small(**kwargs):
-    params = dict(
-        backbone_params={"hidden_sizes": (16,)},
-        max_epochs=15,
-        lr=1e-2,
-        batch_size=32,
-        random_state=0,
-    )
-    params.update(kwargs)
-    return TransferRegressor(**params)
+    return TransferRegressor(**{**SMALL, "max_epochs": 15, **kwargs})
 
 
 @pytest.fixture(scope="module")
@@ -176,3 +173,60 @@ def test_dataframe_feature_names(data):
     np.testing.assert_allclose(pred_np, pred_df)
     with pytest.raises(ValueError, match="feature names"):
         est.predict(df[columns[::-1]])
+
+
+# -------------------------------------------------------- DomainAdaptRegressor
+def test_importing_does_not_enable_routing():
+    code = (
+        "import sklearn, sktransfer; "
+        "assert not sklearn.get_config()['enable_metadata_routing']"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.filterwarnings("ignore:No target rows:UserWarning")  # a CV fold
+def test_sample_domain_routed_through_pipeline_and_grid_search(uda):
+    X, y, _, _ = uda
+    # three domains, visible to the estimator only through sample_domain
+    y_full = np.where(np.isnan(y), 0.0, y)
+    domain = np.where(np.isnan(y), -1, 0)
+    domain[:50] = 1
+    expected = {-1, 0, 1}
+    kw = dict(method="adabn", **TINY)
+    with config_context(enable_metadata_routing=True):
+        pipe = make_pipeline(StandardScaler(), DomainAdaptRegressor(**kw))
+        pipe.fit(X, y_full, sample_domain=domain)
+        assert set(pipe[-1].domain_stats_) == expected
+        search = GridSearchCV(
+            DomainAdaptRegressor(**kw), {"lr": [1e-3, 1e-2]}, cv=2
+        ).fit(X, y_full, sample_domain=domain)
+        assert set(search.best_estimator_.domain_stats_) == expected
+    # without routing, Pipeline passes it by step name
+    pipe = make_pipeline(StandardScaler(), DomainAdaptRegressor(**kw))
+    pipe.fit(X, y_full, domainadaptregressor__sample_domain=domain)
+    assert set(pipe[-1].domain_stats_) == expected
+
+
+def test_domain_adapt_voting_cross_val_clone_and_pickle(uda):
+    X, y, _, _ = uda
+    lab = ~np.isnan(y)
+    vote = VotingRegressor(
+        [
+            ("a", DomainAdaptRegressor(method="coral", **TINY)),
+            ("b", DomainAdaptRegressor(method="adabn", **TINY)),
+        ]
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        vote.fit(X[lab], y[lab])
+        scores = cross_val_score(
+            DomainAdaptRegressor(method="source_only", **TINY), X[lab], y[lab], cv=3
+        )
+    assert vote.predict(X[:2]).shape == (2,)
+    assert np.isfinite(scores).all()
+    est = DomainAdaptRegressor(method="mmd", **TINY).fit(X, y)
+    twin = clone(est).fit(X, y)
+    np.testing.assert_array_equal(twin.predict(X), est.predict(X))
+    again = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(again.predict(X), est.predict(X))
+    assert again.da_weight_ == est.da_weight_

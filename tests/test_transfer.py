@@ -4,7 +4,7 @@ head, scaling and input shape) to a new task."""
 import numpy as np
 import pytest
 import torch
-from conftest import network, state, states_equal
+from conftest import network, part, same_weights, state, states_equal
 from sklearn.frozen import FrozenEstimator
 
 from sktransfer import TransferRegressor
@@ -18,7 +18,7 @@ def test_fitted_estimator_head_reused(shift_data, source):
     target = TransferRegressor(source, max_epochs=1, lr=1e-8, random_state=0)
     target.fit(Xt, yt)
     np.testing.assert_allclose(target.predict(Xt), src_pred, atol=1e-4)
-    head, src_head = network(target).head, network(source).head
+    head, src_head = part(target, "head"), part(source, "head")
     assert head is not src_head
     for p, q in zip(head.parameters(), src_head.parameters()):
         torch.testing.assert_close(p, q, atol=1e-6, rtol=0)
@@ -37,7 +37,7 @@ def test_fitted_estimator_new_head_when_asked(shift_data, source):
     ).fit(Xt, yt)
     # the backbone is the pretrained one ...
     for p, q in zip(
-        network(target).backbone.parameters(), network(source).backbone.parameters()
+        part(target, "backbone").parameters(), part(source, "backbone").parameters()
     ):
         torch.testing.assert_close(p, q, atol=1e-6, rtol=0)
     # ... but the head is new, so predictions differ from the source's
@@ -60,10 +60,10 @@ def test_fitted_estimator_with_mlp_head_or_weights(shift_data, source):
     _, _, Xt, yt = shift_data
     target = TransferRegressor(source, head="mlp", max_epochs=2, random_state=0)
     target.fit(Xt, yt)
-    assert isinstance(network(target).head, MLPHead)
-    assert not isinstance(network(source).head, MLPHead)
+    assert isinstance(part(target, "head"), MLPHead)
+    assert not isinstance(part(source, "head"), MLPHead)
     assert target.predict(Xt).shape == (len(Xt),)
-    weights = state(network(source).backbone)
+    weights = state(part(source, "backbone"))
     with pytest.raises(ValueError, match="weights"):
         TransferRegressor(source, weights=weights, max_epochs=1).fit(Xt, yt)
 
@@ -93,5 +93,5 @@ def test_a_transfer_can_be_the_source_of_the_next(shift_data, source):
     first = TransferRegressor(source, max_epochs=2, random_state=0).fit(Xt, yt)
     second = TransferRegressor(first, finetune="linear_probe", max_epochs=2)
     second.fit(Xt, yt)
-    assert states_equal(network(second).backbone, network(first).backbone)
+    assert same_weights(second, first)
     assert second.input_shape_ == first.input_shape_ == source.input_shape_

@@ -1,0 +1,150 @@
+"""Choosing settings without target labels (``sktransfer.model_selection``)."""
+
+import numpy as np
+import pytest
+from conftest import TINY, rmse, uda_stack
+from sklearn.base import clone
+from sklearn.dummy import DummyRegressor
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+
+from sktransfer import DomainAdaptRegressor
+from sktransfer.model_selection import (
+    DomainAwareKFold,
+    ImportanceWeightedScorer,
+    ReverseValidationScorer,
+)
+
+
+# --------------------------------------------------------- DomainAwareKFold
+def test_domain_aware_kfold_keeps_target_rows_in_every_training_fold(uda):
+    X, y, _, _ = uda
+    target = np.flatnonzero(np.isnan(y))
+    cv = DomainAwareKFold(n_splits=3, random_state=0)
+    assert cv.get_n_splits() == 3
+    valid_source = []
+    for train, valid in cv.split(X, y):
+        assert np.isin(target, train).all()
+        assert np.isin(target, valid).all()
+        valid_source.append(np.setdiff1d(valid, target))
+        assert not np.intersect1d(np.setdiff1d(train, target), valid).size
+    all_source = np.sort(np.concatenate(valid_source))
+    np.testing.assert_array_equal(all_source, np.flatnonzero(~np.isnan(y)))
+    with pytest.raises(ValueError, match="needs y"):
+        next(cv.split(X))
+
+
+def test_domain_aware_kfold_with_sample_domain_and_labelled_target_rows():
+    n = 12
+    y = np.r_[np.ones(8), 5.0, 6.0, np.nan, np.nan]
+    domain = np.r_[np.zeros(8, int), -np.ones(4, int)]
+    folds = list(
+        DomainAwareKFold(2, shuffle=False).split(np.zeros((n, 2)), y, None, domain)
+    )
+    assert len(folds) == 2
+    for train, valid in folds:
+        # labelled target rows train in every fold but are never validated on
+        assert {8, 9} <= set(train) and not {8, 9} & set(valid)
+        assert {10, 11} <= set(train) and {10, 11} <= set(valid)
+    # without shuffling, the folds are the source rows in order
+    assert list(folds[0][1][:4]) == [0, 1, 2, 3]
+    # sample_domain alone (no y) is enough
+    assert (
+        len(list(DomainAwareKFold(2).split(np.zeros((n, 2)), None, None, domain))) == 2
+    )
+    with pytest.raises(ValueError, match="larger than the number of source rows"):
+        next(DomainAwareKFold(11).split(np.zeros((n, 2)), y))
+
+
+def test_domain_aware_kfold_is_reproducible():
+    X, y, _, _ = uda_stack(n_source=30, n_target=10)
+    a = [v.tolist() for _, v in DomainAwareKFold(3, random_state=1).split(X, y)]
+    b = [v.tolist() for _, v in DomainAwareKFold(3, random_state=1).split(X, y)]
+    c = [v.tolist() for _, v in DomainAwareKFold(3, random_state=2).split(X, y)]
+    assert a == b and a != c
+
+
+# ----------------------------------------------------------------- scorers
+def test_scorers_without_target_rows_are_the_negative_mse():
+    X = np.arange(10.0)[:, None]
+    y = np.arange(10.0)
+    est = DummyRegressor(constant=2.0, strategy="constant").fit(X, y)
+    expected = -np.mean((y - 2.0) ** 2)
+    assert ImportanceWeightedScorer()(est, X, y) == pytest.approx(expected)
+    assert ReverseValidationScorer()(est, X, y) == pytest.approx(expected)
+
+
+def test_importance_weights_favour_source_rows_that_look_like_the_target():
+    rng = np.random.RandomState(0)
+    Xs = rng.normal(size=(200, 2))
+    Xt = rng.normal(size=(100, 2)) + np.array([2.0, 0.0])
+    w = ImportanceWeightedScorer().weights(Xs, Xt)
+    assert w.shape == (200,) and w.mean() == pytest.approx(1.0)
+    assert (w >= 0).all()
+    near = Xs[:, 0] > 1.0
+    assert w[near].mean() > 2 * w[~near].mean()
+    # clipping bounds the largest weights
+    clipped = ImportanceWeightedScorer(clip_quantile=0.5).weights(Xs, Xt)
+    assert clipped.max() / clipped.min() < w.max() / w.min()
+    # any classifier with predict_proba
+    own = ImportanceWeightedScorer(LogisticRegression(C=0.01)).weights(Xs, Xt)
+    assert own.shape == (200,) and not np.allclose(own, w)
+
+
+def test_importance_weighted_score_weights_the_source_errors():
+    rng = np.random.RandomState(0)
+    Xs = rng.normal(size=(100, 1))
+    Xt = rng.normal(size=(50, 1)) + 2.0
+    X = np.vstack([Xs, Xt])
+    y = np.r_[np.where(Xs[:, 0] > 1, 10.0, 0.0), np.full(50, np.nan)]
+    est = DummyRegressor(strategy="constant", constant=0.0).fit(X[:2], y[:2])
+    plain = -np.mean(y[:100] ** 2)
+    # the errors sit where the target lives: the weighted score is worse
+    assert ImportanceWeightedScorer()(est, X, y) < plain
+
+
+def test_reverse_validation_trains_a_reverse_model(uda):
+    X, y, _, _ = uda
+    est = DomainAdaptRegressor(method="source_only", **TINY).fit(X, y)
+    score = ReverseValidationScorer()(est, X, y)
+    assert np.isfinite(score) and score < 0
+    # the score of the estimator's own settings, not of the fitted weights
+    again = ReverseValidationScorer()(clone(est).fit(X, y), X, y)
+    assert again == pytest.approx(score)
+
+
+# ------------------------------------------------------------ model choice
+def _selection_beats_random(shift, scorer, seeds):
+    wins = 0
+    for seed in seeds:
+        X, y, X_test, y_test = uda_stack(shift, 300, 200, seed, n_test=200)
+        base = DomainAdaptRegressor(
+            backbone_params={"hidden_sizes": (32, 32)},
+            max_epochs=15,
+            lr=1e-2,
+            random_state=0,
+        )
+        grid = {"method": ["source_only", "adabn", "mmd"]}
+        errors = {
+            m: rmse(clone(base).set_params(method=m).fit(X, y), X_test, y_test)
+            for m in grid["method"]
+        }
+        search = GridSearchCV(
+            base, grid, cv=DomainAwareKFold(2, random_state=0), scoring=scorer
+        ).fit(X, y)
+        wins += errors[search.best_params_["method"]] < np.mean(list(errors.values()))
+    return wins
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_importance_weighted_validation_beats_random_pick_on_covariate_shift():
+    assert (
+        _selection_beats_random("covariate", ImportanceWeightedScorer(), [1, 2, 3]) >= 2
+    )
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_reverse_validation_beats_random_pick_on_instrument_shift():
+    assert (
+        _selection_beats_random("instrument", ReverseValidationScorer(), [0, 1, 2]) >= 2
+    )
