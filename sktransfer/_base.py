@@ -25,10 +25,10 @@ from sklearn.utils.validation import (
     check_is_fitted,
     validate_data,
 )
-from skorch.callbacks import EarlyStopping, GradientNormClipping
+from skorch.callbacks import GradientNormClipping
 
 from sktransfer._batches import TensorData, ValidFraction
-from sktransfer._callbacks import DivergenceGuard, LossTermRecorder
+from sktransfer._callbacks import DivergenceGuard, EarlyStop, LossTermRecorder
 from sktransfer._closed_form import AUTO_MAX_FEATURES, linear_head_applicable
 from sktransfer._device import PRECISIONS, Seeds, autocast, resolve_device, seeded_torch
 from sktransfer._module import TransferModule
@@ -390,9 +390,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
                 "sample_weight is zero on every labelled row; give some labelled "
                 "rows a positive weight."
             )
-        if np.all(sw == sw[0]):
-            return None  # a constant weight changes nothing
-        return sw / sw.max()  # only ratios matter; no overflow in sums
+        return None if np.all(sw == sw[0]) else sw
 
     def _loss_weights(self, masks, sample_weight):
         """Per-row weights of the supervised loss (see :func:`loss_weights`)."""
@@ -566,7 +564,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         train_split = None
         if self.early_stopping and solver == "gradient":
             train_split = ValidFraction(self.validation_fraction, seeds.split)
-            stopper = EarlyStopping(
+            stopper = EarlyStop(
                 monitor="valid_loss",
                 patience=self.n_iter_no_change,
                 threshold=1e-4,

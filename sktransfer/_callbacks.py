@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import torch
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, EarlyStopping
 
 
 class UnfreezeSchedule(Callback):
@@ -146,3 +146,20 @@ class DivergenceGuard(Callback):
                     "standardize_y=True, lower weight_decay, or set grad_clip (for "
                     "example grad_clip=1.0). The estimator was left as it was."
                 )
+
+
+class StopTraining(KeyboardInterrupt):
+    """How early stopping ends the loop (skorch stops on a KeyboardInterrupt);
+    a distinct type, so that a user's Ctrl-C is not mistaken for it."""
+
+
+class EarlyStop(EarlyStopping):
+    """skorch's ``EarlyStopping``, stopping with :class:`StopTraining`."""
+
+    def on_epoch_end(self, net, **kwargs):
+        try:
+            super().on_epoch_end(net, **kwargs)
+        except StopTraining:
+            raise
+        except KeyboardInterrupt:
+            raise StopTraining from None

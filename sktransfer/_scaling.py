@@ -35,6 +35,18 @@ def _column_max(X, chunk=_CHUNK):
     return top
 
 
+def _settle(mean, std):
+    """Round the statistics to a grid far finer than their estimation error
+    (the mean to 2**-24 of its feature's spread, the spread to 24 bits), so
+    that inputs that are the same data -- a weight of k or k repeated rows --
+    give identical statistics despite float64 rounding in another order."""
+    spread = np.where(std > 0, std, np.abs(mean))
+    grid = np.where(spread > 0, spread, 1.0) * 2.0**-24
+    mean = np.round(mean / grid) * grid
+    mantissa, exponent = np.frexp(std)
+    return mean, np.ldexp(np.round(mantissa * 2.0**24) / 2.0**24, exponent)
+
+
 def feature_stats(X, weight=None, chunk=_CHUNK, constant_scale=1.0):
     """Per-feature (weighted) mean and standard deviation, float64.
 
@@ -49,7 +61,8 @@ def feature_stats(X, weight=None, chunk=_CHUNK, constant_scale=1.0):
     w = np.ones(n) if weight is None else np.asarray(weight, dtype=np.float64)
     if not w.sum() > 0:
         w = np.ones(n)
-    w = w / w.max()
+    if not np.isfinite(w.sum()):
+        w = w / w.max()  # huge weights: only their ratios matter
     total = w.sum()
     top = _column_max(X, chunk)
     acc = np.zeros(X.shape[1:], dtype=np.float64)
@@ -63,7 +76,7 @@ def feature_stats(X, weight=None, chunk=_CHUNK, constant_scale=1.0):
         acc += np.tensordot(w[start : start + chunk], block * block, axes=1)
     std = np.sqrt(acc / total)
     constant = ~(std > CONSTANT_RTOL * np.abs(mean))
-    mean, std = mean * top, std * top
+    mean, std = _settle(mean * top, std * top)
     if constant_scale is not None:
         std[constant] = constant_scale
     return mean, std

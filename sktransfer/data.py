@@ -149,6 +149,8 @@ def loss_weights(masks, sample_weight=None, *, balance_target=False):
         return None
     w = np.ones(len(masks.labelled)) if sample_weight is None else sample_weight.copy()
     w[~masks.labelled] = 0.0
+    if not np.isfinite(w.sum()):
+        w /= w.max()  # huge weights: only their ratios matter
     if balance and (w[~masks.target] > 0).any() and (w[labelled_target] > 0).any():
         w[labelled_target] *= w[~masks.target].sum() / w[labelled_target].sum()
     w /= w[masks.labelled].mean()

@@ -253,12 +253,18 @@ def test_reestimate_batch_norm_uses_the_target_rows():
     assert bn.momentum == 0.3 and not bn.training
 
 
-def test_reestimate_batch_norm_skips_single_rows_and_plain_networks():
+def test_reestimate_batch_norm_uses_every_row_of_uneven_chunks():
     module = _bn_module()
     bn = module.backbone.blocks[0][1]
-    reestimate_batch_norm(module, torch.randn(9, 3), chunk=4)  # 4 + 4 + 1 rows
-    assert torch.isfinite(bn.running_mean).all()
-    assert int(bn.num_batches_tracked) == 2  # the one-row chunk was skipped
+    X = torch.randn(9, 3)
+    reestimate_batch_norm(module, X, chunk=4)  # 4 + 4 + 1 rows
+    with torch.no_grad():
+        pre_bn = module.backbone.blocks[0][0](X)
+    torch.testing.assert_close(bn.running_mean, pre_bn.mean(0))
+    torch.testing.assert_close(bn.running_var, pre_bn.var(0))
+    one_row = bn.running_mean.clone()
+    reestimate_batch_norm(module, X[:1])  # one row: nothing to estimate from
+    torch.testing.assert_close(bn.running_mean, one_row)
     plain = TransferModule(torch.nn.Flatten(), torch.nn.Linear(3, 1), 3)
     reestimate_batch_norm(plain, torch.randn(5, 3))  # nothing to do
 
@@ -276,12 +282,6 @@ def test_adabn_reestimates_batch_norm_on_the_target(uda):
     np.testing.assert_allclose(bn.running_mean.numpy(), pre_bn.mean(0), atol=1e-4)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: with more target rows than one chunk, reestimate_batch_norm "
-    "averages per-chunk statistics (a short last chunk weighs as much as a full "
-    "one, and the variance between chunks is lost)",
-)
 def test_reestimate_batch_norm_over_several_chunks_is_the_statistic_of_all_rows():
     bn = torch.nn.BatchNorm1d(1, affine=False)
     module = TransferModule(bn, torch.nn.Linear(1, 1), 1)

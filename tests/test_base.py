@@ -344,14 +344,14 @@ def test_build_network_from_a_registry_name():
 
 def test_build_network_reports_bad_backbones_and_heads():
     shapes = Shapes((5,), (5,))
-    with pytest.raises(ValueError, match="backbone_params"):
+    with pytest.raises(TypeError, match="backbone_params"):
         TransferRegressor(backbone_params={"nope": 1})._build_network(shapes, 1)
     with pytest.raises(ValueError, match="could not process a batch"):
         TransferRegressor(torch.nn.Linear(7, 3))._build_network(shapes, 1)
     with pytest.raises(ValueError, match=r"shape \(n, d\)"):
         TransferRegressor(torch.nn.Flatten(0))._build_network(shapes, 1)
     head = torch.nn.Linear(5, 3)
-    with pytest.raises(ValueError, match="3 outputs but y has 1"):
+    with pytest.raises(ValueError, match=r"to shape \(2, 3\), but y needs \(2, 1\)"):
         TransferRegressor("linear", head=head)._build_network(shapes, 1)
 
 
@@ -485,50 +485,55 @@ def test_dataset_holds_the_training_tensors():
 def test_choose_solver():
     linear = _network(4)
     plan = _plan(linear)
-    assert TransferRegressor()._choose_solver(linear, plan) == "closed_form"
-    assert TransferRegressor(solver="gradient")._choose_solver(linear, plan) == (
+    assert TransferRegressor()._choose_solver(linear, plan, 100) == "closed_form"
+    assert TransferRegressor(solver="gradient")._choose_solver(linear, plan, 100) == (
         "gradient"
     )
     assert (
-        TransferRegressor(early_stopping=True)._choose_solver(linear, plan)
+        TransferRegressor(early_stopping=True)._choose_solver(linear, plan, 100)
         == "gradient"
     )
     # an adaptation loss needs the gradient loop
     coral = _plan(linear, adaptation=get_method("coral"))
-    assert TransferRegressor()._choose_solver(linear, coral) == "gradient"
+    assert TransferRegressor()._choose_solver(linear, coral, 100) == "gradient"
     with pytest.raises(ValueError, match="adaptation loss"):
-        TransferRegressor(solver="closed_form")._choose_solver(linear, coral)
+        TransferRegressor(solver="closed_form")._choose_solver(linear, coral, 100)
     # a parameterised backbone: "auto" trains it by gradient even when frozen
     mlp = _network(4, backbone=torch.nn.Linear(4, 4))
-    assert TransferRegressor()._choose_solver(mlp, _plan(mlp)) == "gradient"
+    assert TransferRegressor()._choose_solver(mlp, _plan(mlp), 100) == "gradient"
     frozen = _plan(mlp, frozen_backbone=True)
-    assert TransferRegressor()._choose_solver(mlp, frozen) == "gradient"
+    assert TransferRegressor()._choose_solver(mlp, frozen, 100) == "gradient"
     assert (
-        TransferRegressor(solver="closed_form")._choose_solver(mlp, frozen)
+        TransferRegressor(solver="closed_form")._choose_solver(mlp, frozen, 100)
         == "closed_form"
     )
     with pytest.raises(ValueError, match="the strategy trains them"):
-        TransferRegressor(solver="closed_form")._choose_solver(mlp, _plan(mlp))
+        TransferRegressor(solver="closed_form")._choose_solver(mlp, _plan(mlp), 100)
 
 
-def test_choose_solver_wide_inputs_fall_back_to_gradient():
+def test_choose_solver_picks_the_closed_form_while_one_system_is_small():
     from sktransfer._closed_form import AUTO_MAX_FEATURES
 
-    wide = _network(AUTO_MAX_FEATURES + 1)
+    big = AUTO_MAX_FEATURES + 1
+    wide = _network(big)
     plan = _plan(wide)
-    assert TransferRegressor()._choose_solver(wide, plan) == "gradient"
+    # many rows and many features: neither the primal nor the dual is cheap
+    assert TransferRegressor()._choose_solver(wide, plan, big) == "gradient"
     assert (
-        TransferRegressor(solver="closed_form")._choose_solver(wide, plan)
+        TransferRegressor(solver="closed_form")._choose_solver(wide, plan, big)
         == "closed_form"
     )
-    at_limit = _network(AUTO_MAX_FEATURES)
-    assert TransferRegressor()._choose_solver(at_limit, _plan(at_limit)) == (
+    # few rows: the dual (rows x rows) system is cheap
+    assert TransferRegressor()._choose_solver(wide, plan, 8) == "closed_form"
+    at_limit = _network(AUTO_MAX_FEATURES - 1)
+    assert TransferRegressor()._choose_solver(at_limit, _plan(at_limit), big) == (
         "closed_form"
     )
-    # and so does a fit: no (d+1)^2 Gram matrix
-    X = np.random.RandomState(0).normal(size=(8, AUTO_MAX_FEATURES + 1))
+    # a fit with 8 rows of 4097 features solves the dual
+    X = np.random.RandomState(0).normal(size=(8, big))
     est = TransferRegressor("linear", max_epochs=1).fit(X, X[:, 0])
-    assert est.solver_ == "gradient" and est.n_iter_ == 1
+    assert est.solver_ == "closed_form" and est.n_iter_ == 0
+    assert est.score(X, X[:, 0]) > 0.999
 
 
 # -------------------------------------------------------- stage: _assemble_net

@@ -205,17 +205,13 @@ def test_loss_weights_balance_labelled_target_rows_against_the_source(case):
             )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: labelled target rows that all weigh 0 make every loss weight NaN "
-    "(0 / 0 in the S+T balancing of sktransfer.data.loss_weights)",
-)
 def test_loss_weights_of_zero_weight_labelled_target_rows():
     masks = domain_masks(np.array([1.0, 2.0, 3.0, np.nan]), [0, 0, -1, -1])
     with np.errstate(all="ignore"):
         w = loss_weights(masks, np.array([1.0, 1.0, 0.0, 1.0]), balance_target=True)
-    # the labelled target row weighs 0, as asked; the source rows carry the loss
-    np.testing.assert_array_equal(w, [1.0, 1.0, 0.0, 0.0])
+    # the labelled target row weighs 0, as asked; the source rows carry the
+    # loss, and the weights have mean 1 over the labelled rows
+    np.testing.assert_array_equal(w, [1.5, 1.5, 0.0, 0.0])
 
 
 def test_loss_weights_examples():

@@ -42,7 +42,7 @@ def test_module_head_is_copied():
     assert network(est).head is not head
     assert states_equal(head, before)
     assert not states_equal(network(est).head, before)  # the copy trained
-    with pytest.raises(ValueError, match="outputs"):
+    with pytest.raises(ValueError, match="one column per output"):
         TransferRegressor(
             torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh()),
             head=torch.nn.Linear(8, 3),

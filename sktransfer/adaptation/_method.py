@@ -92,6 +92,12 @@ class AdaptationMethod:
 def reestimate_batch_norm(network, X_target, chunk=1024):
     """AdaBN's second half: batch-norm statistics re-estimated on target rows.
 
+    All target rows fit in one chunk: one pass in training mode, each layer's
+    statistics those of its input batch. More rows: one layer at a time, in
+    the order of ``network.modules()``, each layer's input mean and variance
+    accumulated exactly over every chunk (in float64) with the layers before
+    it already re-estimated.
+
     Parameters
     ----------
     network : TransferModule
@@ -99,23 +105,51 @@ def reestimate_batch_norm(network, X_target, chunk=1024):
     X_target : tensor of shape (n_target, ...)
         Scaled target rows.
     chunk : int, default=1024
-        Rows per forward pass (chunks of one row are skipped).
+        Rows per forward pass.
     """
     bns = [m for m in network.modules() if isinstance(m, _BatchNorm)]
-    if not bns:
+    if not bns or X_target.shape[0] < 2:
         return
     saved = [(m.momentum, m.training) for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average
-        m.train()
-    for start in range(0, X_target.shape[0], chunk):
-        block = X_target[start : start + chunk]
-        if block.shape[0] > 1:
-            network.features(block)
+    if X_target.shape[0] <= chunk:
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None  # the statistics of this one batch
+            m.train()
+        network.features(X_target)
+    else:
+        for m in bns:
+            m.eval()
+        for m in bns:
+            _exact_statistics(network, m, X_target, chunk)
     for m, (momentum, training) in zip(bns, saved):
         m.momentum = momentum
         m.train(training)
+
+
+def _exact_statistics(network, bn, X, chunk):
+    """Set ``bn``'s running mean and (unbiased) variance to those of its input
+    over all rows of ``X``, run through ``network`` in chunks."""
+    total = {"n": 0, "sum": 0.0, "sq": 0.0}
+
+    def accumulate(module, args):
+        x = args[0].double().transpose(0, 1).reshape(args[0].shape[1], -1)
+        total["n"] += x.shape[1]
+        total["sum"] = total["sum"] + x.sum(dim=1)
+        total["sq"] = total["sq"] + (x * x).sum(dim=1)
+
+    handle = bn.register_forward_pre_hook(accumulate)
+    try:
+        for start in range(0, X.shape[0], chunk):
+            network.features(X[start : start + chunk])
+    finally:
+        handle.remove()
+    n = total["n"]
+    mean = total["sum"] / n
+    var = (total["sq"] - n * mean * mean).clamp_min(0.0) / max(n - 1, 1)
+    bn.running_mean.copy_(mean.to(bn.running_mean.dtype))
+    bn.running_var.copy_(var.to(bn.running_var.dtype))
+    bn.num_batches_tracked.fill_(1)
 
 
 _METHODS = Registry(
