@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from skorch.callbacks import Callback, EarlyStopping
 
+from sktransfer.exceptions import TrainingDivergedError
+
 
 class UnfreezeSchedule(Callback):
     """Unfreeze backbone blocks in phases (linear probe, LP-FT, gradual).
@@ -120,10 +122,6 @@ class SolverLog(Callback):
                 f"Solved the linear head in closed form: {report['n_rows']} rows, "
                 f"{report['n_features']} features."
             )
-
-
-class TrainingDivergedError(FloatingPointError):
-    """Training produced a non-finite loss (raised from ``fit``)."""
 
 
 class DivergenceGuard(Callback):

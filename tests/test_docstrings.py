@@ -14,6 +14,7 @@ PUBLIC_MODULES = [
     "sktransfer.backbones",
     "sktransfer.data",
     "sktransfer.datasets",
+    "sktransfer.exceptions",
     "sktransfer.finetuning",
     "sktransfer.heads",
     "sktransfer.losses",

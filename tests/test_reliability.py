@@ -15,10 +15,10 @@ from skorch.callbacks import Callback
 
 from sktransfer import DomainAdaptRegressor, TransferRegressor
 from sktransfer import _base as base_module
-from sktransfer._callbacks import TrainingDivergedError
 from sktransfer.backbones import _registry as backbone_registry
 from sktransfer.backbones import register_backbone
 from sktransfer.datasets import make_domain_shift
+from sktransfer.exceptions import TrainingDivergedError
 
 TINY = dict(backbone_params={"hidden_sizes": (16,)}, max_epochs=5, random_state=0)
 
