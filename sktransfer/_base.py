@@ -269,15 +269,15 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         X, y, y_1d = self._validate_data(X, y)
         masks = self._domains(y, sample_domain)
         sample_weight = self._validate_sample_weight(sample_weight, X, masks)
-        weight = self._loss_weights(masks, sample_weight)
         shapes = self._resolve_shapes(X)
         seeds = Seeds.from_random_state(self.random_state)
         device = resolve_device(self.device)
         with seeded_torch(seeds.init, device):
             network, origin = self._build_network(shapes, y.shape[1])
-            scaling = self._make_scaling(origin, masks)
-            X_train, y_train = scaling.fit_transform(X, y, masks, sample_weight)
             plan = self._plan(network, origin, masks)
+            scaling = self._make_scaling(origin, masks, plan)
+            X_train, y_train = scaling.fit_transform(X, y, masks, sample_weight)
+            weight = self._loss_weights(masks, sample_weight, plan)
             dataset = self._dataset(X_train, y_train, weight, masks, device)
             solver = self._choose_solver(network, plan, len(dataset))
             net = self._assemble_net(network.to(device), plan, seeds, device, solver)
@@ -392,7 +392,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
             )
         return None if np.all(sw == sw[0]) else sw
 
-    def _loss_weights(self, masks, sample_weight):
+    def _loss_weights(self, masks, sample_weight, plan):
         """Per-row weights of the supervised loss (see :func:`loss_weights`)."""
         return loss_weights(masks, sample_weight)
 
@@ -492,8 +492,9 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         """Whether each domain's inputs are scaled with their own statistics."""
         return False
 
-    def _make_scaling(self, origin, masks):
-        """The :class:`~sktransfer._scaling.Scaling` of this fit."""
+    def _make_scaling(self, origin, masks, plan):
+        """The :class:`~sktransfer._scaling.Scaling` of this fit: without an
+        adaptation loss, input statistics come from the labelled rows."""
         mode = self.standardize_X
         if mode == "auto":
             if origin.source is not None:
@@ -510,6 +511,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
             per_domain=self._per_domain_scaling(masks),
             inherited=origin.source,
             inherit_y=origin.head_pretrained,
+            labelled_only=plan.adaptation is None,
         )
 
     # --- stage: plan (the subclass's) -------------------------------------------

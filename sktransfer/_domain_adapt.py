@@ -170,10 +170,18 @@ class DomainAdaptRegressor(BaseTransferEstimator):
         super()._check_params()
         get_method(self.method)
 
-    def _loss_weights(self, masks, sample_weight):
-        # semi-supervised: the labelled target rows weigh as much in total as
-        # all source rows (as in "S+T" training)
-        return loss_weights(masks, sample_weight, balance_target=True)
+    def _loss_weights(self, masks, sample_weight, plan):
+        # semi-supervised: over an epoch the labelled target rows weigh as much
+        # in total as all source rows (as in "S+T" training); balanced batches
+        # draw target rows more often than source rows, which counts once
+        draws = 1.0
+        if plan.adaptation is not None:
+            n_source = int(masks.source.sum())
+            steps = -(-n_source // self.batch_size)
+            draws = steps * min(self.batch_size, masks.n_target) / masks.n_target
+        return loss_weights(
+            masks, sample_weight, balance_target=True, target_draws=draws
+        )
 
     def _per_domain_scaling(self, masks):
         per_domain = self.domain_norm or get_method(self.method).per_domain_scaling
@@ -202,13 +210,30 @@ class DomainAdaptRegressor(BaseTransferEstimator):
                     "on the source rows alone."
                 )
             return plan
-        if method.has_loss:
+        if method.has_loss and not any(
+            p.requires_grad for p in network.backbone.parameters()
+        ):
+            warn(
+                f"method={self.method!r} aligns the backbone's features, but the "
+                "backbone has no trainable parameters (the features are the "
+                "inputs), so its loss cannot act; the model is trained as "
+                "method='source_only'. Use method='adabn' (per-domain scaling) "
+                "or a backbone with parameters."
+            )
+        elif method.has_loss:
             plan.adaptation = method
             plan.callbacks = method.callbacks(
                 da_ramp=self.da_ramp, max_epochs=self.max_epochs
             )
         if self._per_domain_scaling(masks):
             plan.after_training = _reestimate_on_target
+        if plan.adaptation is None and not method.has_loss:
+            for name, default in (("da_weight", "auto"), ("da_ramp", "dann")):
+                if getattr(self, name) != default:
+                    warn(
+                        f"{name}={getattr(self, name)!r} has no effect: "
+                        f"method={self.method!r} has no adaptation loss."
+                    )
         return plan
 
     def _publish(self, fit):

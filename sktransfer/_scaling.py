@@ -131,6 +131,10 @@ class Scaling:
         with ``inherit_y``, target scaling are reused.
     inherit_y : bool, default=False
         Reuse ``inherited``'s target scaling (its head is reused).
+    labelled_only : bool, default=False
+        Compute the input statistics (when not per domain) over the labelled
+        rows only -- the rows the model learns from when no adaptation loss
+        uses the others.
 
     Attributes
     ----------
@@ -150,7 +154,9 @@ class Scaling:
         per_domain=False,
         inherited=None,
         inherit_y=False,
+        labelled_only=False,
     ):
+        self.labelled_only = labelled_only
         self.inputs = inputs
         self.standardize_y = standardize_y
         self.per_domain = per_domain
@@ -203,7 +209,13 @@ class Scaling:
             self.input_mean_ = self.inherited.input_mean_
             self.input_scale_ = self.inherited.input_scale_
         elif self.inputs != "off":
-            self.input_mean_, self.input_scale_ = _input_stats(X, weight, self.inputs)
+            rows = masks.labelled
+            if self.labelled_only and not rows.all():
+                w = None if weight is None else weight[rows]
+                stats = _input_stats(X[rows], w, self.inputs)
+            else:
+                stats = _input_stats(X, weight, self.inputs)
+            self.input_mean_, self.input_scale_ = stats
         for start in range(0, X.shape[0], _CHUNK):
             out[start : start + _CHUNK] = self.transform(X[start : start + _CHUNK])
 

@@ -12,6 +12,7 @@ from sklearn.utils._param_validation import Interval
 
 from sktransfer._base import BaseTransferEstimator, TrainingPlan
 from sktransfer._docs import fill_doc
+from sktransfer._warnings import warn
 from sktransfer.finetuning import get_strategy, parameter_groups
 
 
@@ -139,8 +140,10 @@ class TransferRegressor(BaseTransferEstimator):
             head_pretrained=origin.head_pretrained,
         )
         callbacks = []
-        if any(True for _ in network.backbone.parameters()):
+        has_params = any(True for _ in network.backbone.parameters())
+        if has_params:
             callbacks = strategy.callbacks(network, self.max_epochs)
+        self._warn_ignored(origin, has_params)
         return TrainingPlan(
             param_groups=groups,
             callbacks=callbacks,
@@ -148,6 +151,24 @@ class TransferRegressor(BaseTransferEstimator):
             l2sp=self.l2sp,
             frozen_backbone=strategy.freezes_backbone,
         )
+
+    def _warn_ignored(self, origin, backbone_has_params):
+        """Say so when a fine-tuning parameter cannot act on this network."""
+        if self.l2sp > 0 and not (origin.backbone_pretrained or origin.head_pretrained):
+            warn(
+                f"l2sp={self.l2sp!r} has no effect: nothing is pretrained. Pass a "
+                "fitted estimator, a torch.nn.Module or weights as the backbone, "
+                "or use weight_decay to penalise the weights."
+            )
+        if self.backbone_lr != 0.1 and not (
+            origin.backbone_pretrained and backbone_has_params
+        ):
+            warn(
+                f"backbone_lr={self.backbone_lr!r} has no effect: it scales the "
+                "learning rate of a pretrained backbone with parameters, and this "
+                "backbone is "
+                + ("not pretrained." if backbone_has_params else "parameter-free.")
+            )
 
     @fill_doc
     @_fit_context(prefer_skip_nested_validation=True)

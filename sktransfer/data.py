@@ -114,7 +114,7 @@ def domain_masks(y, sample_domain=None) -> DomainMasks:
     return DomainMasks(domain=domain, target=target, labelled=labelled)
 
 
-def loss_weights(masks, sample_weight=None, *, balance_target=False):
+def loss_weights(masks, sample_weight=None, *, balance_target=False, target_draws=1.0):
     """Per-row weights of the supervised loss, mean 1 over the labelled rows.
 
     Unlabelled rows weigh 0. With ``balance_target``, the labelled target rows
@@ -129,6 +129,12 @@ def loss_weights(masks, sample_weight=None, *, balance_target=False):
         Non-negative user weights.
     balance_target : bool, default=False
         Balance labelled target rows against the source rows.
+    target_draws : float, default=1.0
+        How many times per epoch training draws each target row for each time
+        it draws a source row (source/target balanced batches draw the few
+        target rows more often). The balancing divides by it, so that the
+        labelled target rows weigh as much as the source rows over an epoch,
+        not that much more.
 
     Returns
     -------
@@ -152,7 +158,8 @@ def loss_weights(masks, sample_weight=None, *, balance_target=False):
     if not np.isfinite(w.sum()):
         w /= w.max()  # huge weights: only their ratios matter
     if balance and (w[~masks.target] > 0).any() and (w[labelled_target] > 0).any():
-        w[labelled_target] *= w[~masks.target].sum() / w[labelled_target].sum()
+        ratio = w[~masks.target].sum() / w[labelled_target].sum()
+        w[labelled_target] *= ratio / target_draws
     w /= w[masks.labelled].mean()
     return w.astype(np.float32)
 

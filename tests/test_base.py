@@ -41,6 +41,9 @@ def _plan(network, **kwargs):
     return TrainingPlan(param_groups=groups, **kwargs)
 
 
+_plan_stub = TrainingPlan(param_groups=[])
+
+
 # ------------------------------------------------------ stage: _check_params
 def test_check_params_cross_parameter_rules():
     from sklearn.linear_model import Ridge
@@ -191,13 +194,20 @@ def test_loss_weights_stage_of_each_estimator():
     domain = np.r_[np.zeros(4, int), -1, -1]
     masks = domain_masks(y, domain)
     sw = np.r_[1.0, 2.0, 1.0, 1.0, 1.0, 1.0]
+    plan = TrainingPlan(param_groups=[])
     np.testing.assert_array_equal(
-        TransferRegressor()._loss_weights(masks, sw), loss_weights(masks, sw)
+        TransferRegressor()._loss_weights(masks, sw, plan), loss_weights(masks, sw)
     )
     # semi-supervised: the one labelled target row weighs as much as the source
-    w = DomainAdaptRegressor()._loss_weights(masks, sw)
+    w = DomainAdaptRegressor()._loss_weights(masks, sw, plan)
     np.testing.assert_array_equal(w, loss_weights(masks, sw, balance_target=True))
     assert w[4] == pytest.approx(w[:4].sum()) and w[5] == 0
+    # balanced batches of 2 source rows draw both target rows at each of the
+    # 2 steps: twice per epoch for each source row's once, counted once
+    coral = TrainingPlan(param_groups=[], adaptation=get_method("coral"))
+    est = DomainAdaptRegressor(method="coral", batch_size=2)
+    w = est._loss_weights(masks, sw, coral)
+    assert w[4] == pytest.approx(w[:4].sum() / 2)
 
 
 def test_zero_weight_rows_are_ignored():
@@ -401,14 +411,14 @@ def test_module_backbone_is_copied_not_mutated():
 def test_make_scaling_resolves_standardize_X(backbone, standardize_X, expected):
     est = TransferRegressor(backbone, standardize_X=standardize_X)
     _, origin = est._build_network(Shapes((3,), (3,)), 1)
-    scaling = est._make_scaling(origin, _masks(4))
+    scaling = est._make_scaling(origin, _masks(4), _plan_stub)
     assert scaling.inputs == expected and not scaling.per_domain
 
 
 def test_make_scaling_inherits_from_a_source(source):
     est = TransferRegressor(source)
     _, origin = est._build_network(Shapes((8,), (8,)), 1)
-    scaling = est._make_scaling(origin, _masks(4))
+    scaling = est._make_scaling(origin, _masks(4), _plan_stub)
     assert scaling.inputs == "inherit" and scaling.inherited is source
     assert scaling.inherit_y  # the head is reused, so is the target scaling
 
@@ -420,19 +430,25 @@ def test_make_scaling_per_domain_for_domain_adaptation():
     assert DomainAdaptRegressor(method="adabn")._per_domain_scaling(masks)
     assert not DomainAdaptRegressor(method="mmd")._per_domain_scaling(masks)
     _, origin = DomainAdaptRegressor()._build_network(Shapes((3,), (3,)), 1)
-    assert DomainAdaptRegressor(method="adabn")._make_scaling(origin, masks).per_domain
     assert (
-        not DomainAdaptRegressor(method="coral")._make_scaling(origin, masks).per_domain
+        DomainAdaptRegressor(method="adabn")
+        ._make_scaling(origin, masks, _plan_stub)
+        .per_domain
+    )
+    assert (
+        not DomainAdaptRegressor(method="coral")
+        ._make_scaling(origin, masks, _plan_stub)
+        .per_domain
     )
     assert (
         DomainAdaptRegressor(method="coral", domain_norm=True)
-        ._make_scaling(origin, masks)
+        ._make_scaling(origin, masks, _plan_stub)
         .per_domain
     )
     # no target rows: nothing to normalise per domain
     assert (
         not DomainAdaptRegressor(method="adabn")
-        ._make_scaling(origin, _masks(6))
+        ._make_scaling(origin, _masks(6), _plan_stub)
         .per_domain
     )
 
@@ -643,11 +659,11 @@ def test_fit_calls_each_stage_once_in_order():
         "_validate_data",
         "_domains",
         "_validate_sample_weight",
-        "_loss_weights",
         "_resolve_shapes",
         "_build_network",
-        "_make_scaling",
         "_plan",
+        "_make_scaling",
+        "_loss_weights",
         "_dataset",
         "_choose_solver",
         "_assemble_net",

@@ -289,7 +289,13 @@ def test_linear_model_is_solved_in_closed_form_without_a_divergence(uda):
         rtol=1e-4,
         atol=1e-4,
     )
-    coral = DomainAdaptRegressor("linear", method="coral", max_epochs=2).fit(X, y)
+    # a divergence cannot act on a parameter-free backbone: source_only, solved
+    with pytest.warns(UserWarning, match="cannot act"):
+        coral = DomainAdaptRegressor("linear", method="coral").fit(X, y)
+    assert coral.solver_ == "closed_form"
+    # on a backbone with parameters the divergence trains, by gradient only
+    linear = torch.nn.Linear(X.shape[1], 4)
+    coral = DomainAdaptRegressor(linear, method="coral", max_epochs=2).fit(X, y)
     assert coral.solver_ == "gradient"
     with pytest.raises(ValueError, match=r"solver='closed_form'.*adaptation loss"):
-        DomainAdaptRegressor("linear", method="coral", solver="closed_form").fit(X, y)
+        DomainAdaptRegressor(linear, method="coral", solver="closed_form").fit(X, y)

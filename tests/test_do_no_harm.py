@@ -1,0 +1,120 @@
+"""Defaults and settings that did harm silently (issue 11, the bugs).
+
+Each test failed before its fix: semi-supervised weights counted the labelled
+target rows twice under balanced batches; ``source_only`` scaled its inputs
+with the unlabelled target rows; an adaptation loss on a parameter-free
+backbone did nothing, silently; parameters that cannot act were ignored
+silently.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from sktransfer import DomainAdaptRegressor, TransferRegressor
+from sktransfer._batches import BalancedIterator, TensorData
+from sktransfer.adaptation import get_method, list_methods
+from sktransfer.data import domain_masks
+from sktransfer.datasets import make_domain_shift
+
+TINY = dict(backbone_params={"hidden_sizes": (8,)}, max_epochs=3, random_state=0)
+WITH_LOSS = [m for m in list_methods() if get_method(m).has_loss]
+
+
+def _semi_supervised(n_source=300, n_target=120, n_labelled=6, seed=0):
+    Xs, ys, Xt, yt = make_domain_shift(n_source, n_target, random_state=seed)
+    X = np.vstack([Xs, Xt])
+    y = np.concatenate([ys, np.full(n_target, np.nan)])
+    y[n_source : n_source + n_labelled] = yt[:n_labelled]
+    domain = np.r_[np.zeros(n_source, int), -np.ones(n_target, int)]
+    return X, y, domain
+
+
+@pytest.mark.parametrize("method", WITH_LOSS)
+@pytest.mark.parametrize("batch_size", [16, 64])
+def test_labelled_target_rows_weigh_as_much_as_the_source_over_an_epoch(
+    method, batch_size
+):
+    """Weights times how often the batches draw each row: S+T counted once."""
+    _, y, domain = _semi_supervised()
+    est = DomainAdaptRegressor(method=method, batch_size=batch_size, **TINY)
+    masks = domain_masks(y.reshape(-1, 1), domain)
+    plan_weights = est._loss_weights(masks, None, _PlanWith(method))
+    data = TensorData(
+        torch.zeros(len(y), 1),
+        torch.zeros(len(y), 1),
+        torch.from_numpy(plan_weights),
+        torch.from_numpy(masks.target),
+    )
+    total = {"source": 0.0, "target": 0.0}
+    for batch in BalancedIterator(data, batch_size, torch.Generator().manual_seed(0)):
+        w, n_source = batch.target.weight, batch.target.n_source
+        total["source"] += float(w[:n_source].sum())
+        total["target"] += float(w[n_source:].sum())
+    assert total["target"] == pytest.approx(total["source"], rel=0.15)
+
+
+class _PlanWith:
+    def __init__(self, method):
+        self.adaptation = get_method(method)
+
+
+def test_source_only_is_the_source_only_model():
+    X, y, _ = _semi_supervised(n_labelled=0)
+    labelled = ~np.isnan(y)
+    da = DomainAdaptRegressor(method="source_only", **TINY).fit(X, y)
+    tr = TransferRegressor(**TINY).fit(X[labelled], y[labelled])
+    np.testing.assert_allclose(da.input_mean_, tr.input_mean_)
+    np.testing.assert_allclose(da.input_scale_, tr.input_scale_)
+    np.testing.assert_allclose(da.predict(X), tr.predict(X), rtol=1e-4, atol=1e-5)
+
+
+def test_with_an_adaptation_loss_the_statistics_still_use_every_row(uda):
+    X, y, _, _ = uda
+    est = DomainAdaptRegressor(method="coral", **TINY).fit(X, y)
+    np.testing.assert_allclose(est.input_mean_, X.mean(axis=0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("method", WITH_LOSS)
+def test_a_loss_on_a_parameter_free_backbone_warns_and_is_source_only(uda, method):
+    X, y, _, _ = uda
+    est = DomainAdaptRegressor("linear", method=method)
+    with pytest.warns(UserWarning, match="cannot act") as record:
+        est.fit(X, y)
+    assert record[0].filename == __file__
+    plain = DomainAdaptRegressor("linear", method="source_only").fit(X, y)
+    np.testing.assert_allclose(est.predict(X), plain.predict(X))
+    assert est.solver_ == "closed_form"
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        (dict(l2sp=0.1), r"l2sp=0\.1 has no effect: nothing is pretrained"),
+        (dict(backbone_lr=0.5), r"backbone_lr=0\.5 has no effect"),
+    ],
+)
+def test_fine_tuning_parameters_that_cannot_act_warn(shift_data, params, match):
+    Xs, ys, _, _ = shift_data
+    with pytest.warns(UserWarning, match=match):
+        TransferRegressor("linear", **params).fit(Xs, ys)
+
+
+def test_fine_tuning_parameters_that_act_do_not_warn(shift_data, source, recwarn):
+    _, _, Xt, yt = shift_data
+    TransferRegressor(source, l2sp=0.1, backbone_lr=0.5, max_epochs=2).fit(Xt, yt)
+    assert not [w for w in recwarn if "has no effect" in str(w.message)]
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        (dict(da_weight=1.0), r"da_weight=1\.0 has no effect"),
+        (dict(da_ramp="linear"), r"da_ramp='linear' has no effect"),
+    ],
+)
+@pytest.mark.parametrize("method", ["source_only", "adabn"])
+def test_adaptation_weights_without_a_loss_warn(uda, params, match, method):
+    X, y, _, _ = uda
+    with pytest.warns(UserWarning, match=match):
+        DomainAdaptRegressor(method=method, **TINY, **params).fit(X, y)
