@@ -29,7 +29,11 @@ from skorch.callbacks import GradientNormClipping
 
 from sktransfer._batches import TensorData, ValidFraction
 from sktransfer._callbacks import DivergenceGuard, EarlyStop, LossTermRecorder
-from sktransfer._closed_form import AUTO_MAX_FEATURES, linear_head_applicable
+from sktransfer._closed_form import (
+    AUTO_MAX_FEATURES,
+    AUTO_STRENGTHS,
+    linear_head_applicable,
+)
 from sktransfer._device import PRECISIONS, Seeds, autocast, resolve_device, seeded_torch
 from sktransfer._module import TransferModule
 from sktransfer._net import TrainingInterrupted, TransferNet
@@ -121,6 +125,12 @@ class TrainingPlan:
     after_training : callable or None
         ``after_training(network, dataset)``, run on the trained network
         before the input normaliser is switched on.
+    anchor_head : bool
+        The exact solver pulls the head toward its pretrained values (L2-SP)
+        rather than toward zero (weight decay).
+    head_penalty : float or "auto"
+        The exact solver's penalty strength; ``"auto"`` chooses it by
+        generalised cross-validation.
     """
 
     param_groups: list
@@ -131,6 +141,8 @@ class TrainingPlan:
     da_weight: float = 0.0
     frozen_backbone: bool = False
     after_training: object = None
+    anchor_head: bool = False
+    head_penalty: object = 0.0
 
 
 @dataclass
@@ -144,6 +156,7 @@ class _FitResult:
     plan: TrainingPlan
     y_1d: bool
     device: str
+    penalty: float | None = None
 
 
 class BaseTransferEstimator(RegressorMixin, BaseEstimator):
@@ -162,7 +175,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
-        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "weight_decay": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "optimizer": [StrOptions(set(OPTIMIZERS)), type],
         "grad_clip": [Interval(Real, 0, None, closed="neither"), None],
         "solver": [StrOptions({"auto", "gradient", "closed_form"})],
@@ -281,11 +294,13 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
             dataset = self._dataset(X_train, y_train, weight, masks, device)
             solver = self._choose_solver(network, plan, len(dataset))
             net = self._assemble_net(network.to(device), plan, seeds, device, solver)
-            self._train(net, dataset, plan, origin, solver)
+            penalty = self._train(net, dataset, plan, origin, solver)
             if plan.after_training is not None:
                 plan.after_training(network, dataset)
             scaling.configure(network)
-        self._publish(_FitResult(net, solver, shapes, scaling, plan, y_1d, device))
+        self._publish(
+            _FitResult(net, solver, shapes, scaling, plan, y_1d, device, penalty)
+        )
         return self
 
     # --- stage: validate ------------------------------------------------------
@@ -606,26 +621,33 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
 
     # --- stage: train ---------------------------------------------------------
     def _train(self, net, dataset, plan, origin, solver):
-        """Train ``net`` by gradient or solve it in closed form."""
+        """Train ``net`` by gradient or solve it in closed form; return the
+        closed form's penalty strength (None for the gradient loop)."""
         rows = None
         weight = dataset.weight
         if plan.adaptation is None and weight is not None and not (weight > 0).all():
             # rows of weight 0 add nothing without an adaptation loss
             rows = torch.nonzero(weight > 0).flatten()
         if solver == "closed_form":
-            anchored = origin.head_pretrained and plan.l2sp > 0
+            strength = plan.head_penalty
             net.fit_closed_form(
                 dataset,
                 rows,
-                strength=plan.l2sp if anchored else self.weight_decay,
-                anchored=anchored,
+                strength=AUTO_STRENGTHS if strength == "auto" else strength,
+                anchored=plan.anchor_head,
                 pretrained=origin.head_pretrained,
             )
-        else:
-            train = dataset if rows is None else dataset.subset(rows)
-            _check_batch_norm_rows(net.module, len(train), self)
-            net.fit(train, None)
+            net.module_.eval()
+            return net.closed_form_report_["strength"]
+        train = dataset if rows is None else dataset.subset(rows)
+        _check_batch_norm_rows(net.module, len(train), self)
+        net.fit(train, None)
         net.module_.eval()
+        return None
+
+    def _weight_decay(self):
+        """The weight decay of the gradient loop (``"auto"``: none)."""
+        return 0.0 if self.weight_decay == "auto" else float(self.weight_decay)
 
     # --- stage: publish -------------------------------------------------------
     def _publish(self, fit):
@@ -645,6 +667,8 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         self.y_scale_ = fit.scaling.y_scale_
         self.device_ = fit.device
         self.precision_ = self.precision
+        closed_decay = fit.solver == "closed_form" and not fit.plan.anchor_head
+        self.weight_decay_ = fit.penalty if closed_decay else self._weight_decay()
         self._y_1d = fit.y_1d
 
     # -------------------------------------------------------------- predict

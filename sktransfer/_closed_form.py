@@ -75,8 +75,9 @@ def linear_head_applicable(network, *, frozen_backbone, feature_loss):
 
 @torch.no_grad()
 def _moments(network, X, y, weight, rows):
-    """Weighted float64 Gram ``F'DF`` and ``F'DY`` of the augmented features."""
-    gram = cross = None
+    """Weighted float64 ``F'DF``, ``F'DY`` and ``Y'DY`` (per output) of the
+    augmented features."""
+    gram = cross = yy = None
     n = X.shape[0] if rows is None else rows.numel()
     for start in range(0, n, _CHUNK):
         idx = (
@@ -88,14 +89,106 @@ def _moments(network, X, y, weight, rows):
         f = torch.cat([f, torch.ones_like(f[:, :1])], dim=1)
         yb = y[idx].double()
         fw = f if weight is None else f * weight[idx, None].double()
+        yw = yb if weight is None else yb * weight[idx, None].double()
         if gram is None:
-            gram = fw.T @ f
-            cross = fw.T @ yb
+            gram, cross, yy = fw.T @ f, fw.T @ yb, (yw * yb).sum(0)
         else:
             gram += fw.T @ f
             cross += fw.T @ yb
+            yy += (yw * yb).sum(0)
     gram = gram.cpu().numpy()
-    return (gram + gram.T) / 2.0, cross.cpu().numpy()
+    return (gram + gram.T) / 2.0, cross.cpu().numpy(), yy.cpu().numpy()
+
+
+class _Spectrum:
+    """The weighted least-squares problem ``min ||r - A delta||^2 + lam ||delta||^2``
+    in one eigendecomposition, with ``A = D^(1/2) F`` and ``r`` the weighted
+    residual of an expansion point ``e``: the (d+1)-square Gram matrix
+    ``A'A`` for at least as many rows as parameters, else the n-square kernel
+    ``AA'`` (the dual form, far cheaper for wide inputs). Solves for any
+    ``lam`` and scores any ``lam`` by generalised cross-validation.
+    """
+
+    def __init__(self, network, X, y, weight, rows, bias, expansion):
+        n = X.shape[0] if rows is None else int(rows.numel())
+        self.n = n
+        if n < expansion.shape[0]:
+            self._dual(network, X, y, weight, rows, bias, expansion)
+        else:
+            self._primal(network, X, y, weight, rows, bias, expansion)
+        keep = self.s > _RCOND * max(self.s.max(initial=0.0), 1e-300)
+        self.s, self.basis = self.s[keep], self.basis[:, keep]
+        self.proj = self.basis.T @ self.rhs  # U'r, scaled by sqrt(s) below
+        if self.primal:
+            fitted = self.proj / np.sqrt(self.s)[:, None]
+        else:
+            fitted = self.proj
+        self.coef = fitted  # U'r, the residual's coordinates in A's range
+        if self.primal:
+            self.unfit = np.maximum(self.r_norm - (fitted**2).sum(0), 0.0)
+        else:  # directly: a difference of near-equal norms would be noise
+            outside = self.rhs - self.basis @ self.proj
+            self.unfit = (outside * outside).sum(0)
+
+    def _primal(self, network, X, y, weight, rows, bias, e):
+        gram, cross, yy = _moments(network, X, y, weight, rows)
+        if not bias:
+            gram, cross = gram[:-1, :-1], cross[:-1]
+        self.primal = True
+        self.total = _total(X, weight, rows)
+        self.s, self.basis = np.linalg.eigh(gram)
+        self.rhs = cross - gram @ e  # A'r
+        self.r_norm = yy - 2.0 * (e * cross).sum(0) + (e * (gram @ e)).sum(0)
+
+    @torch.no_grad()
+    def _dual(self, network, X, y, weight, rows, bias, e):
+        idx = slice(None) if rows is None else rows
+        parts = []
+        for start in range(0, self.n, _CHUNK):
+            sel = (
+                slice(start, start + _CHUNK)
+                if rows is None
+                else rows[start : start + _CHUNK]
+            )
+            f = network.features(X[sel]).double()
+            if bias:
+                f = torch.cat([f, torch.ones_like(f[:, :1])], dim=1)
+            parts.append(f.cpu().numpy())
+        F = np.concatenate(parts)
+        Y = y[idx].double().cpu().numpy()
+        w = np.ones(len(F)) if weight is None else weight[idx].double().cpu().numpy()
+        root = np.sqrt(w)[:, None]
+        self.primal = False
+        self.total = float(w.sum())
+        self.A = root * F
+        r = root * (Y - F @ e)
+        self.s, self.basis = np.linalg.eigh(self.A @ self.A.T)
+        self.rhs = r
+        self.r_norm = (r * r).sum(0)
+
+    def delta(self, lam):
+        """The step from the expansion point for the penalty ``lam``."""
+        inv = 1.0 / (self.s + lam)
+        if self.primal:
+            return self.basis @ (inv[:, None] * self.proj)
+        return self.A.T @ (self.basis @ (inv[:, None] * self.proj))
+
+    def gcv(self, lam):
+        """Generalised cross-validation score of ``lam`` (lower is better)."""
+        shrink = lam / (self.s + lam)
+        residual = ((shrink[:, None] * self.coef) ** 2).sum() + self.unfit.sum()
+        dof = (self.s / (self.s + lam)).sum()
+        return self.n * residual / max(self.n - dof, 1e-12) ** 2
+
+
+def _total(X, weight, rows):
+    if weight is None:
+        return float(X.shape[0] if rows is None else rows.numel())
+    return float((weight if rows is None else weight[rows]).double().sum())
+
+
+#: the penalty strengths "auto" chooses from (by generalised cross-validation)
+AUTO_STRENGTHS = tuple(float(v) for v in np.logspace(-6, 3, 28))
 
 
 @torch.no_grad()
@@ -109,10 +202,13 @@ def solve_linear_head(network, X, y, weight, rows, *, strength, anchored, pretra
     X, y : tensors
         Inputs and standardised targets.
     weight : tensor of shape (n,) or None
+        Loss weights.
     rows : int64 tensor or None
         The training rows (those with a positive weight); None: all rows.
-    strength : float
-        ``l2sp`` when ``anchored`` else ``weight_decay``.
+    strength : float or sequence of float
+        ``l2sp`` when ``anchored`` else ``weight_decay``; a sequence is a grid
+        to choose from by generalised cross-validation (one decomposition
+        serves every value).
     anchored : bool
         Penalise the distance to the head's current parameters (L2-SP) rather
         than to zero.
@@ -120,6 +216,11 @@ def solve_linear_head(network, X, y, weight, rows, *, strength, anchored, pretra
         The head holds pretrained parameters: an underdetermined problem is
         solved nearest to them. A new head's random start is ignored: the
         minimum-norm solution is returned, as ``numpy.linalg.lstsq`` would.
+
+    Returns
+    -------
+    strength : float
+        The strength used (the chosen one for a grid).
     """
     head = network.head
     n_outputs = head.out_features
@@ -128,79 +229,25 @@ def solve_linear_head(network, X, y, weight, rows, *, strength, anchored, pretra
     theta0 = np.vstack([W0.T, (b0 if b0 is not None else np.zeros(n_outputs))[None]])
     if not pretrained:
         theta0 = np.zeros_like(theta0)  # a new head's random start means nothing
-
     bias = head.bias is not None
     if not bias:  # no intercept: no column of ones, no bias entry
         theta0 = theta0[:-1]
-    a = n_outputs * float(strength) / 2.0
     target = theta0 if anchored else np.zeros_like(theta0)
-    n_rows = X.shape[0] if rows is None else int(rows.numel())
-    if n_rows < theta0.shape[0]:
-        theta = _solve_dual(network, X, y, weight, rows, bias, theta0, target, a)
-    else:
-        theta = _solve_primal(network, X, y, weight, rows, bias, theta0, target, a)
+    grid = np.atleast_1d(np.asarray(strength, dtype=np.float64))
+    # a penalty pulls toward its target; without one, the solution nearest
+    # theta0 (the limit of gradient descent from it) is returned
+    expansion = target if grid.min() > 0 else theta0
+    spectrum = _Spectrum(network, X, y, weight, rows, bias, expansion)
+
+    def lam(value):  # objective / W: lam = a * W with a = K * strength / 2
+        return n_outputs * value / 2.0 * spectrum.total
+
+    chosen = float(grid[0])
+    if len(grid) > 1:
+        chosen = float(grid[np.argmin([spectrum.gcv(lam(v)) for v in grid])])
+    theta = expansion + spectrum.delta(lam(chosen))
     d = W0.shape[1]
     head.weight.copy_(torch.from_numpy(np.ascontiguousarray(theta[:d].T)))
     if head.bias is not None:
         head.bias.copy_(torch.from_numpy(theta[d]))
-
-
-def _pinv_apply(system, rhs):
-    """``system^+ @ rhs`` for a symmetric PSD ``system`` (eigenvalues below
-    ``_RCOND`` times the largest count as zero)."""
-    vals, vecs = np.linalg.eigh(system)
-    keep = vals > _RCOND * max(vals.max(), 1e-300)
-    inv = np.zeros_like(vals)
-    inv[keep] = 1.0 / vals[keep]
-    return vecs @ (inv[:, None] * (vecs.T @ rhs))
-
-
-def _solve_primal(network, X, y, weight, rows, bias, theta0, target, a):
-    """The (d+1) x (d+1) normal equations, for at least as many rows as
-    parameters: solve for the step from theta0,
-    ``(G + aI) delta = c + a*target - (G + aI) theta0``."""
-    gram, cross = _moments(network, X, y, weight, rows)
-    if weight is None:
-        total = float(X.shape[0] if rows is None else rows.numel())
-    else:
-        total = float((weight if rows is None else weight[rows]).double().sum())
-    if not bias:
-        gram, cross = gram[:-1, :-1], cross[:-1]
-    system = gram / total + a * np.eye(gram.shape[0])
-    rhs = cross / total + a * target - system @ theta0
-    return theta0 + _pinv_apply(system, rhs)
-
-
-@torch.no_grad()
-def _solve_dual(network, X, y, weight, rows, bias, theta0, target, a):
-    """The n x n form, for fewer rows than parameters.
-
-    With ``A = D^(1/2) F`` (weighted, augmented features) and the expansion
-    point ``e`` (the penalty's target, or theta0 without a penalty, which
-    gives the solution nearest to it), ``delta = A' (A A' / W + a I)^+
-    D^(1/2) (Y - F e) / W`` is the primal solution (push-through identity),
-    at the cost of an n x n instead of a (d+1) x (d+1) system.
-    """
-    idx = slice(None) if rows is None else rows
-    parts = []
-    n = X.shape[0] if rows is None else rows.numel()
-    for start in range(0, n, _CHUNK):
-        sel = (
-            slice(start, start + _CHUNK)
-            if rows is None
-            else rows[start : start + _CHUNK]
-        )
-        f = network.features(X[sel]).double()
-        if bias:
-            f = torch.cat([f, torch.ones_like(f[:, :1])], dim=1)
-        parts.append(f.cpu().numpy())
-    F = np.concatenate(parts)
-    Y = y[idx].double().cpu().numpy()
-    w = np.ones(len(F)) if weight is None else weight[idx].double().cpu().numpy()
-    total = w.sum()
-    root = np.sqrt(w)[:, None]
-    expansion = target if a > 0 else theta0
-    A = root * F
-    system = A @ A.T / total + a * np.eye(len(F))
-    beta = _pinv_apply(system, root * (Y - F @ expansion) / total)
-    return expansion + A.T @ beta
+    return chosen

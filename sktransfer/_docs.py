@@ -59,9 +59,14 @@ batch_size : int, default=64
 lr : float, default=1e-3
     Learning rate of the optimizer.""",
     "weight_decay": """\
-weight_decay : float, default=0.0
+weight_decay : float or "auto", default=0.0
     Weight decay of the optimizer (for the closed-form solver, an L2 penalty
-    ``weight_decay / 2 * ||theta||^2``).""",
+    ``weight_decay / 2 * ||theta||^2``). ``"auto"``: for the closed-form
+    solver and a new head, chosen by generalised cross-validation over a grid
+    from 1e-6 to 1e3 (one eigendecomposition serves every value, as in
+    scikit-learn's ``RidgeCV``); a pretrained head is left unpenalised (the
+    exact fit nearest to it); the gradient loop uses no weight decay. The
+    value used is ``weight_decay_``.""",
     "optimizer": """\
 optimizer : {"adamw", "adam", "sgd"} or torch.optim.Optimizer class, \
 default="adamw"
@@ -166,7 +171,9 @@ input_mean_, input_scale_ : ndarray or None
 y_mean_, y_scale_ : ndarray of shape (n_outputs,)
     Target scaling undone at prediction.
 device_ : str
-    The device the network lives on."""
+    The device the network lives on.
+weight_decay_ : float
+    The weight decay used (the one ``"auto"`` chose for the closed form)."""
 
 #: the model and training parameters both estimators share, in signature order
 MODEL_PARAMETERS = (

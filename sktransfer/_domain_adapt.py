@@ -191,10 +191,12 @@ class DomainAdaptRegressor(BaseTransferEstimator):
         """The adaptation plan: the method's loss, modules, callbacks, batching."""
         method = get_method(self.method)
         groups, _ = parameter_groups(
-            network, lr=self.lr, weight_decay=self.weight_decay
+            network, lr=self.lr, weight_decay=self._weight_decay()
         )
         weight = method.default_weight if self.da_weight == "auto" else self.da_weight
-        plan = TrainingPlan(param_groups=groups, da_weight=float(weight))
+        plan = TrainingPlan(
+            param_groups=groups, da_weight=float(weight), head_penalty=self.weight_decay
+        )
         if not masks.source.any():
             warn(
                 "No source rows (sample_domain >= 0 or a finite y without "

@@ -270,7 +270,7 @@ class TransferNet(NeuralNet):
         self.notify("on_train_begin", X=dataset, y=None)
         self.module_.eval()
         try:
-            solve_linear_head(
+            strength = solve_linear_head(
                 self.module_,
                 dataset.X,
                 dataset.y,
@@ -295,6 +295,7 @@ class TransferNet(NeuralNet):
         self.closed_form_report_ = {
             "n_rows": n_rows,
             "n_features": self.module_.n_features,
+            "strength": strength,
         }
         self.notify("on_train_end", X=dataset, y=None)
         return self

@@ -8,12 +8,16 @@ callbacks, discriminative learning rates and L2-SP anchors
 from numbers import Real
 
 from sklearn.base import _fit_context
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from sktransfer._base import BaseTransferEstimator, TrainingPlan
 from sktransfer._docs import fill_doc
 from sktransfer._warnings import warn
 from sktransfer.finetuning import get_strategy, parameter_groups
+
+#: the L2-SP strength of ``l2sp="auto"`` where it cannot be chosen exactly (the
+#: gradient loop): the value that helped on every task measured (docs/benchmarks.md)
+AUTO_L2SP = 0.1
 
 
 @fill_doc
@@ -36,15 +40,21 @@ class TransferRegressor(BaseTransferEstimator):
         Learning-rate multiplier for *pretrained* backbone parameters
         (discriminative learning rates). A backbone trained from scratch uses
         ``lr``.
-    l2sp : float, default=0.0
+    l2sp : float or "auto", default=0.0
         Strength of the L2-SP penalty ``l2sp / 2 * ||w - w0||^2`` pulling
         pretrained parameters (backbone, and a reused head) toward their
-        pretrained values. 0 disables it.
+        pretrained values. 0 disables it. ``"auto"``: chosen by generalised
+        cross-validation for the closed-form solver with a pretrained head,
+        0.1 for the gradient loop (``benchmarks/penalties.py`` measures the
+        cross-validated choice against a fixed 0.1). The value used is
+        ``l2sp_``.
     %(training_parameters)s
 
     Attributes
     ----------
     %(attributes)s
+    l2sp_ : float
+        The L2-SP strength used (the one ``"auto"`` chose for the closed form).
 
     See Also
     --------
@@ -65,7 +75,7 @@ class TransferRegressor(BaseTransferEstimator):
         **BaseTransferEstimator._parameter_constraints,
         "finetune": [str],
         "backbone_lr": [Interval(Real, 0, None, closed="left")],
-        "l2sp": [Interval(Real, 0, None, closed="left")],
+        "l2sp": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
     }
 
     def __init__(
@@ -130,12 +140,13 @@ class TransferRegressor(BaseTransferEstimator):
     def _plan(self, network, origin, masks):
         """The fine-tuning plan: strategy callbacks, learning rates, L2-SP."""
         strategy = get_strategy(self.finetune)
+        l2sp = self._l2sp()
         groups, anchored = parameter_groups(
             network,
             lr=self.lr,
-            weight_decay=self.weight_decay,
+            weight_decay=self._weight_decay(),
             backbone_lr=self.backbone_lr,
-            l2sp=self.l2sp,
+            l2sp=l2sp,
             backbone_pretrained=origin.backbone_pretrained,
             head_pretrained=origin.head_pretrained,
         )
@@ -144,17 +155,44 @@ class TransferRegressor(BaseTransferEstimator):
         if has_params:
             callbacks = strategy.callbacks(network, self.max_epochs)
         self._warn_ignored(origin, has_params)
+        anchor_head = origin.head_pretrained and l2sp > 0
         return TrainingPlan(
             param_groups=groups,
             callbacks=callbacks,
             anchored=anchored,
-            l2sp=self.l2sp,
+            l2sp=l2sp,
             frozen_backbone=strategy.freezes_backbone,
+            anchor_head=anchor_head,
+            head_penalty=self._head_penalty(origin, anchor_head),
         )
+
+    def _head_penalty(self, origin, anchor_head):
+        """The exact solver's penalty: L2-SP toward a pretrained head, else
+        weight decay -- where ``weight_decay="auto"`` leaves a pretrained head
+        unpenalised (the exact fit nearest to it), since decay toward zero
+        would discard what it learned."""
+        if anchor_head:
+            return self.l2sp
+        if self.weight_decay == "auto" and origin.head_pretrained:
+            return 0.0
+        return self.weight_decay
+
+    def _l2sp(self):
+        """The L2-SP strength of the gradient loop (``"auto"``: 0.1)."""
+        return AUTO_L2SP if self.l2sp == "auto" else float(self.l2sp)
+
+    def _publish(self, fit):
+        super()._publish(fit)
+        closed = fit.solver == "closed_form" and fit.plan.anchor_head
+        self.l2sp_ = fit.penalty if closed else fit.plan.l2sp
 
     def _warn_ignored(self, origin, backbone_has_params):
         """Say so when a fine-tuning parameter cannot act on this network."""
-        if self.l2sp > 0 and not (origin.backbone_pretrained or origin.head_pretrained):
+        if (
+            self.l2sp != "auto"
+            and self.l2sp > 0
+            and not (origin.backbone_pretrained or origin.head_pretrained)
+        ):
             warn(
                 f"l2sp={self.l2sp!r} has no effect: nothing is pretrained. Pass a "
                 "fitted estimator, a torch.nn.Module or weights as the backbone, "

@@ -620,7 +620,13 @@ def test_publish_sets_every_fitted_attribute():
     shapes = Shapes((4,), (2, 2))
     est._publish(
         _FitResult(
-            fitted.net_, "gradient", shapes, _scaling_of(fitted), None, True, "cpu"
+            fitted.net_,
+            "gradient",
+            shapes,
+            _scaling_of(fitted),
+            TrainingPlan(param_groups=[], l2sp=0.3),
+            True,
+            "cpu",
         )
     )
     assert est.net_ is fitted.net_ and est.history_ is fitted.net_.history
@@ -630,6 +636,7 @@ def test_publish_sets_every_fitted_attribute():
     np.testing.assert_array_equal(est.input_mean_, fitted.input_mean_)
     np.testing.assert_array_equal(est.y_scale_, fitted.y_scale_)
     assert est.device_ == "cpu"
+    assert est.weight_decay_ == 0.0 and est.l2sp_ == 0.3
     np.testing.assert_array_equal(est.predict(X), fitted.predict(X))
 
 

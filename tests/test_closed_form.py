@@ -124,7 +124,7 @@ def test_closed_form_honours_sample_weight():
     X, y = linear_problem(n=60, n_features=4)
     y = y + (X[:, 0] > 0) * 2.0  # not linear: the weights matter
     w = np.random.RandomState(1).uniform(0.1, 3.0, size=len(X))
-    est = TransferRegressor("linear").fit(X, y, sample_weight=w)
+    est = TransferRegressor("linear", weight_decay=0.0).fit(X, y, sample_weight=w)
     ols = LinearRegression().fit(X, y, sample_weight=w)
     np.testing.assert_allclose(est.predict(X), ols.predict(X), rtol=1e-5, atol=1e-5)
 
@@ -233,7 +233,11 @@ def test_closed_form_head_without_bias():
     y = y + 3.0
     head = torch.nn.Linear(4, 1, bias=False)
     est = TransferRegressor(
-        "linear", head=head, standardize_X=False, standardize_y=False
+        "linear",
+        head=head,
+        standardize_X=False,
+        standardize_y=False,
+        weight_decay=0.0,
     ).fit(X, y)
     assert est.solver_ == "closed_form"
     ols = LinearRegression(fit_intercept=False).fit(X, y)
@@ -266,7 +270,11 @@ def test_closed_form_has_no_epochs_and_reports_at_verbose(capsys):
     X, y = linear_problem(n=30, n_features=3)
     est = TransferRegressor("linear").fit(X, y)
     assert est.n_iter_ == 0 and len(est.history_) == 0
-    assert est.net_.closed_form_report_ == {"n_rows": 30, "n_features": 3}
+    assert est.net_.closed_form_report_ == {
+        "n_rows": 30,
+        "n_features": 3,
+        "strength": 0.0,
+    }
     assert capsys.readouterr().out == ""
     w = np.r_[np.zeros(10), np.ones(20)]
     est = TransferRegressor("linear", verbose=1).fit(X, y, sample_weight=w)
@@ -276,7 +284,8 @@ def test_closed_form_has_no_epochs_and_reports_at_verbose(capsys):
 # ------------------------------------------------------------ domain adaptation
 def test_linear_model_is_solved_in_closed_form_without_a_divergence(uda):
     X, y, _, _ = uda
-    adabn = DomainAdaptRegressor("linear", method="adabn").fit(X, y)
+    adabn = DomainAdaptRegressor("linear", method="adabn", weight_decay=0.0)
+    adabn.fit(X, y)
     assert adabn.solver_ == "closed_form" and adabn.n_iter_ == 0
     # adabn's closed form is OLS on the per-domain standardised source rows
     src = np.isfinite(y)
@@ -299,3 +308,68 @@ def test_linear_model_is_solved_in_closed_form_without_a_divergence(uda):
     assert coral.solver_ == "gradient"
     with pytest.raises(ValueError, match=r"solver='closed_form'.*adaptation loss"):
         DomainAdaptRegressor(linear, method="coral", solver="closed_form").fit(X, y)
+
+
+# ------------------------------------------------ penalties chosen from data
+def _gcv_by_hand(X, y, strengths):
+    """GCV of ridge on standardised X and y (intercept penalised too)."""
+    Xs = (X - X.mean(0)) / X.std(0)
+    ys = (y - y.mean()) / y.std()
+    F = np.c_[Xs, np.ones(len(X))]
+    scores = []
+    for s in strengths:
+        lam = s / 2.0 * len(X)
+        H = F @ np.linalg.solve(F.T @ F + lam * np.eye(F.shape[1]), F.T)
+        resid = ys - H @ ys
+        scores.append(len(X) * resid @ resid / (len(X) - np.trace(H)) ** 2)
+    return np.array(scores)
+
+
+@pytest.mark.parametrize("n_rows", [60, 12])  # the primal and the dual form
+def test_weight_decay_auto_is_the_generalised_cross_validation_choice(n_rows):
+    from sktransfer._closed_form import AUTO_STRENGTHS
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(n_rows, 20))
+    y = X[:, 0] + 0.8 * rng.normal(size=n_rows)
+    est = TransferRegressor("linear", weight_decay="auto").fit(X, y)
+    assert est.solver_ == "closed_form"
+    grid = np.array(AUTO_STRENGTHS)
+    scores = _gcv_by_hand(X, y, grid)
+    assert est.weight_decay_ == pytest.approx(grid[np.argmin(scores)])
+    fixed = TransferRegressor("linear", weight_decay=est.weight_decay_).fit(X, y)
+    np.testing.assert_allclose(est.predict(X), fixed.predict(X), rtol=1e-6)
+
+
+def test_weight_decay_auto_beats_no_penalty_with_few_rows_and_many_features():
+    rng = np.random.RandomState(0)
+    coef = rng.normal(size=50)
+    X = rng.normal(size=(500, 50))
+    y = X @ coef + 2.0 * rng.normal(size=500)
+    auto = TransferRegressor("linear", weight_decay="auto").fit(X[:15], y[:15])
+    none = TransferRegressor("linear", weight_decay=0.0).fit(X[:15], y[:15])
+    assert auto.weight_decay_ > 0
+    assert auto.score(X[15:], y[15:]) > none.score(X[15:], y[15:])
+
+
+def test_weight_decay_auto_leaves_a_pretrained_head_unpenalised():
+    X, y = linear_problem(n=80, n_features=5)
+    source = TransferRegressor("linear").fit(X, y)
+    tuned = TransferRegressor(source, weight_decay="auto").fit(X[:4], y[:4] + 1.0)
+    plain = TransferRegressor(source, weight_decay=0.0).fit(X[:4], y[:4] + 1.0)
+    assert tuned.weight_decay_ == 0.0
+    np.testing.assert_allclose(tuned.predict(X), plain.predict(X))
+
+
+def test_l2sp_auto_chooses_in_closed_form_and_is_fixed_for_the_gradient_loop():
+    from sktransfer._closed_form import AUTO_STRENGTHS
+
+    X, y = linear_problem(n=80, n_features=5)
+    source = TransferRegressor("linear").fit(X, y)
+    tuned = TransferRegressor(source, l2sp="auto").fit(X[:10], y[:10] * 1.1)
+    assert tuned.solver_ == "closed_form" and tuned.l2sp_ in AUTO_STRENGTHS
+    mlp = TransferRegressor(backbone_params={"hidden_sizes": (8,)}, max_epochs=2)
+    mlp_source = mlp.fit(X, y)
+    mlp_tuned = TransferRegressor(mlp_source, l2sp="auto", max_epochs=2)
+    assert mlp_tuned.fit(X[:10], y[:10]).l2sp_ == 0.1
+    assert mlp_tuned.weight_decay_ == 0.0
