@@ -6,6 +6,7 @@ adaptation adds comes from the subclass as a :class:`TrainingPlan`
 (:meth:`BaseTransferEstimator._plan`); this module knows neither.
 """
 
+import contextlib
 import copy
 import inspect
 import os
@@ -21,7 +22,6 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_array,
-    check_consistent_length,
     check_is_fitted,
     validate_data,
 )
@@ -337,26 +337,41 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
                 f"{type(self).__name__} requires y to be passed, but the target y "
                 "is None."
             )
-        X = validate_data(
-            self,
-            X,
-            reset=True,
-            dtype=[np.float32, np.float64],
-            allow_nd=True,
-            ensure_min_samples=2,
-        )
-        y = check_array(
-            y,
-            ensure_2d=False,
-            dtype=[np.float64, np.float32],
-            ensure_all_finite="allow-nan" if self._allow_unlabelled else True,
-            input_name="y",
-        )
+        with _named_errors("X"):
+            X = validate_data(
+                self,
+                X,
+                reset=True,
+                dtype=[np.float32, np.float64],
+                allow_nd=True,
+                ensure_min_samples=2,
+            )
+        with _named_errors("y"):
+            y = check_array(
+                y,
+                ensure_2d=False,
+                allow_nd=True,  # refused below, with a message that says why
+                dtype=[np.float64, np.float32],
+                ensure_all_finite="allow-nan",
+                input_name="y",
+            )
         if y.ndim > 2:
-            raise ValueError(f"y must be 1-D or 2-D; got shape {y.shape}.")
-        if np.isinf(y).any():
-            raise ValueError("Input y contains infinity.")
-        check_consistent_length(X, y)
+            raise ValueError(
+                f"y must be 1-D (n_samples,) or 2-D (n_samples, n_outputs); got "
+                f"an array with dim {y.ndim} of shape {y.shape}. Reshape it, for "
+                "example y.reshape(len(y), -1)."
+            )
+        if not self._allow_unlabelled and np.isnan(y).any():
+            raise ValueError(
+                f"Input y contains NaN. {type(self).__name__} needs a finite y on "
+                "every row: drop the rows without a label, or use "
+                "DomainAdaptRegressor, where a NaN y marks an unlabelled target row."
+            )
+        if X.shape[0] != y.shape[0]:
+            raise ValueError(
+                f"X has {X.shape[0]} rows but y has {y.shape[0]} (inconsistent "
+                "numbers of samples); pass one y per row of X."
+            )
         return X, y.reshape(len(y), -1), y.ndim == 1
 
     def _domains(self, y, sample_domain):
@@ -382,9 +397,10 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         """Checked float64 weights, or None when they change nothing."""
         if sample_weight is None:
             return None
-        sw = _check_sample_weight(
-            sample_weight, X, dtype=np.float64, ensure_non_negative=True
-        )
+        with _named_errors("sample_weight"):
+            sw = _check_sample_weight(
+                sample_weight, X, dtype=np.float64, ensure_non_negative=True
+            )
         if not (sw[masks.labelled] > 0).any():
             raise ValueError(
                 "sample_weight is zero on every labelled row; give some labelled "
@@ -659,9 +675,10 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
             and np.isfinite(X).all()
         ):
             return X
-        X = validate_data(
-            self, X, reset=False, dtype=[np.float32, np.float64], allow_nd=True
-        )
+        with _named_errors("X"):
+            X = validate_data(
+                self, X, reset=False, dtype=[np.float32, np.float64], allow_nd=True
+            )
         if X.shape[1:] != self.sample_shape_:
             raise ValueError(
                 f"X has samples of shape {X.shape[1:]}, but this estimator was "
@@ -727,6 +744,55 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         X = self._validate_predict(X)
         out = self._forward(X) * self.y_scale_ + self.y_mean_
         return out.ravel() if self._y_1d else out
+
+
+_NOT_NUMBERS = (
+    "{name} holds values that are not numbers ({msg}); convert {name} to "
+    "numbers first (encode text and categories, for example with "
+    "sklearn.preprocessing.OneHotEncoder in a pipeline)."
+)
+#: scikit-learn data-validation messages that do not name the argument or the
+#: fix: (what the message contains, how it is rewritten)
+_DATA_ERRORS = (
+    (
+        "Complex data not supported",
+        "{name} holds complex numbers (Complex data not supported); pass real "
+        "values, for example {name}.real or np.abs({name}).",
+    ),
+    (
+        "could not convert",
+        _NOT_NUMBERS,
+    ),
+    (
+        "argument must be a string or a",  # float() of a dict, a list...
+        _NOT_NUMBERS,
+    ),
+    (
+        "contains infinity",
+        "{msg} Replace or drop the infinite values of {name} (numpy.isfinite "
+        "finds them).",
+    ),
+    ("Found array with", "{name}: {msg}"),
+    (
+        "sample_weight contains NaN",
+        "{msg} Give every row a finite, non-negative weight.",
+    ),
+)
+
+
+@contextlib.contextmanager
+def _named_errors(name):
+    """Re-raise scikit-learn's data-validation errors naming ``name`` and the
+    fix (scikit-learn's wording stays in the message, so matches on it hold)."""
+    try:
+        yield
+    except (ValueError, TypeError) as exc:
+        msg = str(exc)
+        kind = TypeError if isinstance(exc, TypeError) else ValueError
+        for pattern, template in _DATA_ERRORS:
+            if pattern in msg:
+                raise kind(template.format(name=name, msg=msg)) from exc
+        raise
 
 
 def _call_factory(name, input_shape, params):
