@@ -25,10 +25,10 @@ from sklearn.utils.validation import (
     check_is_fitted,
     validate_data,
 )
-from skorch.callbacks import EarlyStopping, GradientNormClipping
+from skorch.callbacks import GradientNormClipping
 
 from sktransfer._batches import TensorData, ValidFraction
-from sktransfer._callbacks import DivergenceGuard, LossTermRecorder
+from sktransfer._callbacks import DivergenceGuard, EarlyStopping, LossTermRecorder
 from sktransfer._closed_form import AUTO_MAX_FEATURES, linear_head_applicable
 from sktransfer._device import PRECISIONS, Seeds, autocast, resolve_device, seeded_torch
 from sktransfer._module import TransferModule

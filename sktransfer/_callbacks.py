@@ -9,6 +9,7 @@ import math
 import numpy as np
 import torch
 from skorch.callbacks import Callback
+from skorch.callbacks import EarlyStopping as _SkorchEarlyStopping
 
 
 class UnfreezeSchedule(Callback):
@@ -120,6 +121,23 @@ class SolverLog(Callback):
                 f"Solved the linear head in closed form: {report['n_rows']} rows, "
                 f"{report['n_features']} features."
             )
+
+
+class StopTraining(KeyboardInterrupt):
+    """Early stopping's end of training; skorch stops on a KeyboardInterrupt,
+    so this subclass tells it apart from the user's Ctrl-C."""
+
+
+class EarlyStopping(_SkorchEarlyStopping):
+    """skorch's ``EarlyStopping``, stopping with :class:`StopTraining`."""
+
+    def on_epoch_end(self, net, **kwargs):
+        try:
+            super().on_epoch_end(net, **kwargs)
+        except KeyboardInterrupt as exc:
+            if self.misses_ != self.patience:
+                raise  # a Ctrl-C, not the end of patience
+            raise StopTraining from exc
 
 
 class TrainingDivergedError(FloatingPointError):

@@ -15,7 +15,7 @@ from skorch.utils import TeeGenerator
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from sktransfer._batches import BalancedIterator, BatchIterator, TensorData
-from sktransfer._callbacks import SolverLog
+from sktransfer._callbacks import SolverLog, StopTraining
 from sktransfer._closed_form import solve_linear_head
 from sktransfer._device import autocast
 from sktransfer.finetuning import l2sp_penalty
@@ -165,6 +165,8 @@ class TransferNet(NeuralNet):
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         try:
             return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        except StopTraining:
+            raise  # early stopping: skorch ends training on it
         except KeyboardInterrupt as exc:
             raise TrainingInterrupted(len(self.history)) from exc
 
