@@ -639,7 +639,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
             )
         else:
             train = dataset if rows is None else dataset.subset(rows)
-            _check_batch_norm_rows(net.module, len(train), self)
+            _check_batch_norm_rows(net.module, len(train), self, plan)
             net.fit(train, None)
         net.module_.eval()
 
@@ -825,13 +825,26 @@ def _call_factory(name, input_shape, params):
     return backbone
 
 
-def _check_batch_norm_rows(module, n_rows, est):
-    """Batch norm trains on batches of 2 rows or more: refuse fewer rows."""
+def _check_batch_norm_rows(module, n_rows, est, plan):
+    """Batch norm trains on batches of 2 rows or more: refuse fewer rows, and
+    batches of one row (balanced batches hold a target row too)."""
     if est.early_stopping:
         n_rows -= max(1, int(np.ceil(est.validation_fraction * n_rows)))
     has_bn = any(
         isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in module.modules()
     )
+    if (
+        has_bn
+        and n_rows >= 2
+        and est.batch_size < 2
+        and plan.adaptation is None
+        and not plan.frozen_backbone
+    ):
+        raise ValueError(
+            "The network has batch-norm layers, which cannot train on batches of "
+            f"one row, but batch_size={est.batch_size}. Set batch_size=2 or more, "
+            "or use a backbone without batch norm."
+        )
     if has_bn and n_rows < 2:
         raise ValueError(
             f"The network has batch-norm layers, which need at least 2 training "
