@@ -686,7 +686,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
             )
         return X
 
-    def _forward(self, X):
+    def _forward(self, X, precision=None):
         """Network outputs in scaled target units, float32 (n, n_outputs).
 
         Inputs are converted chunk by chunk (centred in float64, then cast to
@@ -698,20 +698,21 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         module = self.net_.module_
         if module.training:
             module.eval()
+        precision = self.precision_ if precision is None else precision
         if X.shape[0] > _SMALL_BATCH:
             with torch.inference_mode():
-                return self._run_chunks(module, X)
+                return self._run_chunks(module, X, precision)
         grad_was_enabled = torch.is_grad_enabled()
         torch.set_grad_enabled(False)
         try:
-            return self._run_chunks(module, X)
+            return self._run_chunks(module, X, precision)
         finally:
             torch.set_grad_enabled(grad_was_enabled)
 
-    def _run_chunks(self, module, X):
+    def _run_chunks(self, module, X, precision):
         parts = []
         device = self.device_
-        with autocast(device, self.precision_):
+        with autocast(device, precision):
             for start in range(0, X.shape[0], _PREDICT_CHUNK):
                 xb = scale_inputs(
                     X[start : start + _PREDICT_CHUNK],
@@ -742,8 +743,29 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
                 "'fit' with appropriate arguments before using this estimator."
             )
         X = self._validate_predict(X)
-        out = self._forward(X) * self.y_scale_ + self.y_mean_
+        out = self._forward(X)
+        if not np.isfinite(out).all():
+            out = self._recompute_non_finite(X, out)
+        out = out * self.y_scale_ + self.y_mean_
         return out.ravel() if self._y_1d else out
+
+    def _recompute_non_finite(self, X, out):
+        """Rows whose outputs overflowed in fp16/bf16 are recomputed in float32
+        (row by row, so no row depends on the others); outputs that are still
+        not finite are an error, never returned."""
+        bad = np.flatnonzero(~np.isfinite(out).all(axis=1))
+        if self.precision_ != "fp32":
+            out = out.copy()
+            out[bad] = self._forward(X[bad], "fp32")
+            bad = bad[~np.isfinite(out[bad]).all(axis=1)]
+        if bad.size:
+            raise ValueError(
+                f"The network's outputs are not finite for {bad.size} row(s) of X "
+                f"(the first: {bad[:5].tolist()}): their values are far outside "
+                "what the model was trained on, or the network overflows float32. "
+                "Check those rows, or refit with standardize_X=True."
+            )
+        return out
 
 
 _NOT_NUMBERS = (
