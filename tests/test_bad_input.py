@@ -1226,13 +1226,35 @@ DATA_CASES = [
 ]
 
 
+BATCH_NORM_CASES = [
+    *[
+        case
+        for kind, method in (("TR", {}), ("DA", {"method": "source_only"}))
+        for case in [
+            Case(
+                kind,
+                "batch-norm-with-batch_size=1",
+                ValueError,
+                r"The network has batch-norm layers, which cannot train on batches "
+                r"of one row, but batch_size=1\. Set batch_size=2 or more",
+                params={
+                    "batch_size": 1,
+                    "backbone_params": {"hidden_sizes": (4,), "batch_norm": True},
+                    **method,
+                },
+            )
+        ]
+    ],
+]
+
+
 def _objects(X, value):
     out = X.astype(object)
     out[1, 1] = value
     return out
 
 
-FIT_CASES = PARAM_CASES + MODULE_CASES + DATA_CASES
+FIT_CASES = PARAM_CASES + MODULE_CASES + DATA_CASES + BATCH_NORM_CASES
 
 
 def _match(case):
@@ -1490,6 +1512,56 @@ def test_zero_weight_on_the_target_domain_is_as_no_weights():
         np.testing.assert_array_equal(
             weighted.domain_stats_[-1][0], plain.domain_stats_[-1][0]
         )
+
+
+@pytest.mark.parametrize("kind", list(ESTIMATORS))
+def test_early_stopping_stops_training_and_keeps_a_sound_model(kind):
+    """skorch stops on a KeyboardInterrupt: it must not be taken for Ctrl-C."""
+    X, y = _fit_data(kind)
+    est = ESTIMATORS[kind](**{**MLP, "max_epochs": 200, "lr": 1e-2})
+    est.set_params(early_stopping=True, n_iter_no_change=1)
+    try:
+        est.fit(X, y)
+    except KeyboardInterrupt as exc:  # would end the test session
+        raise AssertionError(f"early stopping raised {exc!r}") from exc
+    assert est.n_iter_ < 200
+    assert np.isfinite(est.predict(X_CHECK)).all()
+
+
+def test_batch_norm_with_batch_size_1_trains_in_balanced_batches():
+    """Balanced batches (a method with a loss) hold a source and a target row."""
+    est = DomainAdaptRegressor(method="coral", batch_size=1, **TINY)
+    est.set_params(backbone_params={"hidden_sizes": (4,), "batch_norm": True})
+    assert np.isfinite(est.fit(X_FIT, Y_DA).predict(X_CHECK)).all()
+
+
+@pytest.mark.parametrize(
+    ("precision", "rtol"),
+    [("fp16", 1e-5), ("bf16", 1e-2)],  # bf16 has the range, not the digits
+)
+def test_predictions_beyond_the_float16_range_are_recomputed_in_float32(
+    precision, rtol
+):
+    """Outputs beyond 65504 (no target scaling) overflowed to inf in fp16."""
+    y = Y_FIT * 1e3 + 1e5
+    params = dict(standardize_y=False, max_epochs=1, random_state=0)
+    est = TransferRegressor("linear", precision=precision, **params).fit(X_FIT, y)
+    exact = TransferRegressor("linear", **params).fit(X_FIT, y)
+    pred = est.predict(X_CHECK)
+    assert np.isfinite(pred).all()
+    np.testing.assert_allclose(pred, exact.predict(X_CHECK), rtol=rtol)
+    # a row's prediction does not depend on the others in the batch
+    rows = np.array([est.predict(X_CHECK[i : i + 1])[0] for i in range(len(X_CHECK))])
+    np.testing.assert_array_equal(rows, pred)
+
+
+def test_outputs_that_overflow_even_float32_are_an_error():
+    est = TransferRegressor(torch.nn.Identity(), max_epochs=1, random_state=0)
+    est.fit(X_FIT, Y_FIT)
+    with torch.no_grad():
+        est.net_.module_.head.weight.fill_(1e38)
+    with pytest.raises(ValueError, match=r"outputs are not finite for \d+ row\(s\)"):
+        est.predict(X_CHECK * 100)
 
 
 def test_a_constant_target_is_predicted_exactly():
