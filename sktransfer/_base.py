@@ -578,7 +578,9 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
     # --- stage: net -----------------------------------------------------------
     def _assemble_net(self, network, plan, seeds, device, solver):
         """The skorch net: the network, the plan and the training settings."""
-        callbacks = list(plan.callbacks)
+        # the guard first: early stopping must not end a run whose loss is
+        # not finite (its patience runs out on an infinite validation loss)
+        callbacks = [*plan.callbacks, ("divergence_guard", DivergenceGuard())]
         train_split = None
         if self.early_stopping and solver == "gradient":
             train_split = ValidFraction(self.validation_fraction, seeds.split)
@@ -595,7 +597,6 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         if self.grad_clip is not None:
             clip = GradientNormClipping(gradient_clip_value=self.grad_clip)
             callbacks.append(("grad_clip", clip))
-        callbacks.append(("divergence_guard", DivergenceGuard()))
         optimizer = self.optimizer
         if isinstance(optimizer, str):
             optimizer = OPTIMIZERS[optimizer]
