@@ -1254,7 +1254,31 @@ def _objects(X, value):
     return out
 
 
-FIT_CASES = PARAM_CASES + MODULE_CASES + DATA_CASES + BATCH_NORM_CASES
+DIVERGENCE_CASES = [
+    Case(
+        kind,
+        "early-stopping-on-a-diverged-run",
+        FloatingPointError,
+        r"Training diverged at epoch 1: the (train|valid) loss is (nan|inf)\. Lower "
+        r"lr \(it is 1\), keep standardize_y=True, .*grad_clip",
+        params={
+            "backbone": "linear",
+            "backbone_params": None,
+            "standardize_X": False,
+            "standardize_y": False,
+            "lr": 1.0,
+            "early_stopping": True,
+            "n_iter_no_change": 1,
+            **({"method": "source_only"} if kind == "DA" else {}),
+        },
+        data=data(X=lambda X: X * 1e20),
+    )
+    for kind in ESTIMATORS
+]
+
+FIT_CASES = (
+    PARAM_CASES + MODULE_CASES + DATA_CASES + BATCH_NORM_CASES + DIVERGENCE_CASES
+)
 
 
 def _match(case):
