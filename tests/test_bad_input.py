@@ -33,6 +33,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 from safetensors.torch import save_file
+from sklearn.base import clone
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.metrics import r2_score
@@ -128,12 +129,14 @@ def _assert_same_value(now, then, where):
         assert now == then, where
 
 
-def snapshot(est):
-    """Everything a failed ``fit`` must leave as it was (see assert_unchanged)."""
+def snapshot(est, X=X_CHECK):
+    """Everything a failed ``fit`` must leave as it was (see assert_unchanged);
+    predictions on ``X``."""
     attributes = dict(vars(est))
     plain = {k: copy.deepcopy(v) for k, v in attributes.items() if _is_plain(v)}
-    weights = {k: v.detach().clone() for k, v in est.net_.module_.state_dict().items()}
-    return attributes, plain, weights, est.predict(X_CHECK)
+    state = est.net_.module_.state_dict()
+    weights = {k: v.detach().clone() for k, v in state.items()}
+    return attributes, plain, weights, X, est.predict(X)
 
 
 def assert_unchanged(est, snap):
@@ -141,7 +144,7 @@ def assert_unchanged(est, snap):
     same objects (``net_`` included), plain values (numbers, strings, numpy
     arrays and containers of them) unchanged in place, the network's weights
     bit-identical, and identical predictions."""
-    attributes, plain, weights, predictions = snap
+    attributes, plain, weights, X, predictions = snap
     now = vars(est)
     assert now.keys() == attributes.keys()
     for key, value in attributes.items():
@@ -153,7 +156,7 @@ def assert_unchanged(est, snap):
     assert state.keys() == weights.keys()
     for key, value in weights.items():
         assert torch.equal(state[key], value), f"net_.module_.{key} changed"
-    np.testing.assert_array_equal(est.predict(X_CHECK), predictions)
+    np.testing.assert_array_equal(est.predict(X), predictions)
 
 
 # ============================================================= 1. fit, refused
@@ -1800,6 +1803,19 @@ def test_non_finite_weights_are_refused_by_fit():
     )
     with pytest.raises(ValueError, match=r"NaN or infinite.*blocks\.0\.0\.weight"):
         est.fit(X, y)
+    assert not hasattr(est, "net_")
+    _refused_again_on_a_fitted_estimator(est, X, y, r"NaN or infinite")
+
+
+def _refused_again_on_a_fitted_estimator(est, X, y, match):
+    """The same refused parameters on an estimator fitted before: unchanged."""
+    good = {"weights": None, "backbone_params": None, "device": "cpu"}
+    fitted_est = clone(est).set_params(backbone="linear", **good).fit(X, y)
+    fitted_est.set_params(**est.get_params(deep=False))
+    before = snapshot(fitted_est, X)
+    with pytest.raises(ValueError, match=match):
+        fitted_est.fit(X, y)
+    assert_unchanged(fitted_est, before)
 
 
 @pytest.mark.parametrize(
@@ -2036,6 +2052,12 @@ def test_bad_backbone_params_fail_fit_before_training(params, error, match):
     with pytest.raises(error, match=match):
         est.fit(X, y)
     assert not hasattr(est, "net_")
+    fitted_est = TransferRegressor("mlp", max_epochs=1, random_state=0).fit(X, y)
+    fitted_est.set_params(backbone_params=params)
+    before = snapshot(fitted_est, X)
+    with pytest.raises(error, match=match):
+        fitted_est.fit(X, y)
+    assert_unchanged(fitted_est, before)
 
 
 def test_valid_backbone_parameters_still_work():
@@ -2446,3 +2468,4 @@ def test_an_unsupported_device_fails_fit_before_training():
     with pytest.raises(ValueError, match="device='meta' is not supported"):
         est.fit(X, y)
     assert not hasattr(est, "net_")
+    _refused_again_on_a_fitted_estimator(est, X, y, "device='meta' is not supported")
