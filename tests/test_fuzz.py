@@ -85,6 +85,11 @@ KNOWN = re.compile(
             r"source rows \(sample_domain >= 0\) have a missing",
             r"sample_domain must",
             r"could not be built",
+            r"is not a registered",
+            r"is not an existing file",
+            r"is not a valid torch device",
+            r"is not supported: sktransfer trains on the CPU",
+            r"CUDA is not available",
         ]
     )
 )
@@ -303,6 +308,38 @@ def test_domain_adapt_regressor_fit_predict(problem, params, extra):
     if _non_finite(X) or y_inf or _non_finite(sample_weight):
         assert outcome == "error", "non-finite input was accepted"
         assert isinstance(result, ValueError)
+
+
+ANY_VALUE = st.one_of(
+    st.integers(-3, 5),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(0, 1),
+    st.text(max_size=6),
+    st.none(),
+    st.booleans(),
+    st.sampled_from(["auto", "linear", "mlp", "adam", "sgd", "cpu", "fp16", "dann"]),
+)
+_X20, _Y20 = np.random.RandomState(0).normal(size=(20, 3)), np.arange(20.0)
+
+
+@FUZZ
+@given(
+    kind=st.sampled_from([TransferRegressor, DomainAdaptRegressor]),
+    values_=st.data(),
+)
+def test_any_parameter_value_is_refused_clearly_or_trains(kind, values_):
+    """Any value of any constrained parameter (several at once): a clear
+    refusal or a sound model."""
+    names = sorted(set(kind._parameter_constraints) - {"verbose"})
+    chosen = values_.draw(st.lists(st.sampled_from(names), min_size=1, max_size=3))
+    params = {name: values_.draw(ANY_VALUE, label=name) for name in chosen}
+    est = kind(backbone_params={"hidden_sizes": (4,)}, max_epochs=1, random_state=0)
+    if "backbone" in params:
+        est.set_params(backbone_params=None)
+    est.set_params(**params)
+    if isinstance(est.max_epochs, int) and est.max_epochs > 3:
+        est.set_params(max_epochs=3)
+    _fit_predict(est, _X20, _Y20)
 
 
 @FUZZ
