@@ -1277,6 +1277,16 @@ DIVERGENCE_CASES = [
         data=data(X=lambda X: X * 1e20),
     )
     for kind in ESTIMATORS
+] + [
+    Case(
+        "DA",
+        f"{method}-on-non-finite-features",
+        FloatingPointError,
+        rf"Training diverged at epoch 1: the '{method}' adaptation loss cannot be "
+        r"computed \(.*\)\. Lower lr .*use precision='fp32'",
+        params={"backbone": _NaNFeatures(), "backbone_params": None, "method": method},
+    )
+    for method in ("rsd", "daregram")
 ]
 
 FIT_CASES = (
