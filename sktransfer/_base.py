@@ -6,6 +6,7 @@ adaptation adds comes from the subclass as a :class:`TrainingPlan`
 (:meth:`BaseTransferEstimator._plan`); this module knows neither.
 """
 
+import contextlib
 import copy
 import inspect
 import os
@@ -21,7 +22,6 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_array,
-    check_consistent_length,
     check_is_fitted,
     validate_data,
 )
@@ -352,26 +352,41 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
                 f"{type(self).__name__} requires y to be passed, but the target y "
                 "is None."
             )
-        X = validate_data(
-            self,
-            X,
-            reset=True,
-            dtype=[np.float32, np.float64],
-            allow_nd=True,
-            ensure_min_samples=2,
-        )
-        y = check_array(
-            y,
-            ensure_2d=False,
-            dtype=[np.float64, np.float32],
-            ensure_all_finite="allow-nan" if self._allow_unlabelled else True,
-            input_name="y",
-        )
+        with _named_errors("X"):
+            X = validate_data(
+                self,
+                X,
+                reset=True,
+                dtype=[np.float32, np.float64],
+                allow_nd=True,
+                ensure_min_samples=2,
+            )
+        with _named_errors("y"):
+            y = check_array(
+                y,
+                ensure_2d=False,
+                allow_nd=True,  # refused below, with a message that says why
+                dtype=[np.float64, np.float32],
+                ensure_all_finite="allow-nan",
+                input_name="y",
+            )
         if y.ndim > 2:
-            raise ValueError(f"y must be 1-D or 2-D; got shape {y.shape}.")
-        if np.isinf(y).any():
-            raise ValueError("Input y contains infinity.")
-        check_consistent_length(X, y)
+            raise ValueError(
+                f"y must be 1-D (n_samples,) or 2-D (n_samples, n_outputs); got "
+                f"an array with dim {y.ndim} of shape {y.shape}. Reshape it, for "
+                "example y.reshape(len(y), -1)."
+            )
+        if not self._allow_unlabelled and np.isnan(y).any():
+            raise ValueError(
+                f"Input y contains NaN. {type(self).__name__} needs a finite y on "
+                "every row: drop the rows without a label, or use "
+                "DomainAdaptRegressor, where a NaN y marks an unlabelled target row."
+            )
+        if X.shape[0] != y.shape[0]:
+            raise ValueError(
+                f"X has {X.shape[0]} rows but y has {y.shape[0]} (inconsistent "
+                "numbers of samples); pass one y per row of X."
+            )
         return X, y.reshape(len(y), -1), y.ndim == 1
 
     def _domains(self, y, sample_domain):
@@ -397,9 +412,10 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         """Checked float64 weights, or None when they change nothing."""
         if sample_weight is None:
             return None
-        sw = _check_sample_weight(
-            sample_weight, X, dtype=np.float64, ensure_non_negative=True
-        )
+        with _named_errors("sample_weight"):
+            sw = _check_sample_weight(
+                sample_weight, X, dtype=np.float64, ensure_non_negative=True
+            )
         if not (sw[masks.labelled] > 0).any():
             raise ValueError(
                 "sample_weight is zero on every labelled row; give some labelled "
@@ -577,7 +593,9 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
     # --- stage: net -----------------------------------------------------------
     def _assemble_net(self, network, plan, seeds, device, solver):
         """The skorch net: the network, the plan and the training settings."""
-        callbacks = list(plan.callbacks)
+        # the guard first: early stopping must not end a run whose loss is
+        # not finite (its patience runs out on an infinite validation loss)
+        callbacks = [*plan.callbacks, ("divergence_guard", DivergenceGuard())]
         train_split = None
         if self.early_stopping and solver == "gradient":
             train_split = ValidFraction(self.validation_fraction, seeds.split)
@@ -594,7 +612,6 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         if self.grad_clip is not None:
             clip = GradientNormClipping(gradient_clip_value=self.grad_clip)
             callbacks.append(("grad_clip", clip))
-        callbacks.append(("divergence_guard", DivergenceGuard()))
         optimizer = self.optimizer
         if isinstance(optimizer, str):
             optimizer = OPTIMIZERS[optimizer]
@@ -640,7 +657,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
             net.module_.eval()
             return net.closed_form_report_["strength"]
         train = dataset if rows is None else dataset.subset(rows)
-        _check_batch_norm_rows(net.module, len(train), self)
+        _check_batch_norm_rows(net.module, len(train), self, plan)
         net.fit(train, None)
         net.module_.eval()
         return None
@@ -683,9 +700,10 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
             and np.isfinite(X).all()
         ):
             return X
-        X = validate_data(
-            self, X, reset=False, dtype=[np.float32, np.float64], allow_nd=True
-        )
+        with _named_errors("X"):
+            X = validate_data(
+                self, X, reset=False, dtype=[np.float32, np.float64], allow_nd=True
+            )
         if X.shape[1:] != self.sample_shape_:
             raise ValueError(
                 f"X has samples of shape {X.shape[1:]}, but this estimator was "
@@ -693,7 +711,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
             )
         return X
 
-    def _forward(self, X):
+    def _forward(self, X, precision=None):
         """Network outputs in scaled target units, float32 (n, n_outputs).
 
         Inputs are converted chunk by chunk (centred in float64, then cast to
@@ -705,20 +723,21 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         module = self.net_.module_
         if module.training:
             module.eval()
+        precision = self.precision_ if precision is None else precision
         if X.shape[0] > _SMALL_BATCH:
             with torch.inference_mode():
-                return self._run_chunks(module, X)
+                return self._run_chunks(module, X, precision)
         grad_was_enabled = torch.is_grad_enabled()
         torch.set_grad_enabled(False)
         try:
-            return self._run_chunks(module, X)
+            return self._run_chunks(module, X, precision)
         finally:
             torch.set_grad_enabled(grad_was_enabled)
 
-    def _run_chunks(self, module, X):
+    def _run_chunks(self, module, X, precision):
         parts = []
         device = self.device_
-        with autocast(device, self.precision_):
+        with autocast(device, precision):
             for start in range(0, X.shape[0], _PREDICT_CHUNK):
                 xb = scale_inputs(
                     X[start : start + _PREDICT_CHUNK],
@@ -749,8 +768,78 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
                 "'fit' with appropriate arguments before using this estimator."
             )
         X = self._validate_predict(X)
-        out = self._forward(X) * self.y_scale_ + self.y_mean_
+        out = self._forward(X)
+        if not np.isfinite(out).all():
+            out = self._recompute_non_finite(X, out)
+        out = out * self.y_scale_ + self.y_mean_
         return out.ravel() if self._y_1d else out
+
+    def _recompute_non_finite(self, X, out):
+        """Rows whose outputs overflowed in fp16/bf16 are recomputed in float32
+        (row by row, so no row depends on the others); outputs that are still
+        not finite are an error, never returned."""
+        bad = np.flatnonzero(~np.isfinite(out).all(axis=1))
+        if self.precision_ != "fp32":
+            out = out.copy()
+            out[bad] = self._forward(X[bad], "fp32")
+            bad = bad[~np.isfinite(out[bad]).all(axis=1)]
+        if bad.size:
+            raise ValueError(
+                f"The network's outputs are not finite for {bad.size} row(s) of X "
+                f"(the first: {bad[:5].tolist()}): their values are far outside "
+                "what the model was trained on, or the network overflows float32. "
+                "Check those rows, or refit with standardize_X=True."
+            )
+        return out
+
+
+_NOT_NUMBERS = (
+    "{name} holds values that are not numbers ({msg}); convert {name} to "
+    "numbers first (encode text and categories, for example with "
+    "sklearn.preprocessing.OneHotEncoder in a pipeline)."
+)
+#: scikit-learn data-validation messages that do not name the argument or the
+#: fix: (what the message contains, how it is rewritten)
+_DATA_ERRORS = (
+    (
+        "Complex data not supported",
+        "{name} holds complex numbers (Complex data not supported); pass real "
+        "values, for example {name}.real or np.abs({name}).",
+    ),
+    (
+        "could not convert",
+        _NOT_NUMBERS,
+    ),
+    (
+        "argument must be a string or a",  # float() of a dict, a list...
+        _NOT_NUMBERS,
+    ),
+    (
+        "contains infinity",
+        "{msg} Replace or drop the infinite values of {name} (numpy.isfinite "
+        "finds them).",
+    ),
+    ("Found array with", "{name}: {msg}"),
+    (
+        "sample_weight contains NaN",
+        "{msg} Give every row a finite, non-negative weight.",
+    ),
+)
+
+
+@contextlib.contextmanager
+def _named_errors(name):
+    """Re-raise scikit-learn's data-validation errors naming ``name`` and the
+    fix (scikit-learn's wording stays in the message, so matches on it hold)."""
+    try:
+        yield
+    except (ValueError, TypeError) as exc:
+        msg = str(exc)
+        kind = TypeError if isinstance(exc, TypeError) else ValueError
+        for pattern, template in _DATA_ERRORS:
+            if pattern in msg:
+                raise kind(template.format(name=name, msg=msg)) from exc
+        raise
 
 
 def _call_factory(name, input_shape, params):
@@ -783,13 +872,26 @@ def _call_factory(name, input_shape, params):
     return backbone
 
 
-def _check_batch_norm_rows(module, n_rows, est):
-    """Batch norm trains on batches of 2 rows or more: refuse fewer rows."""
+def _check_batch_norm_rows(module, n_rows, est, plan):
+    """Batch norm trains on batches of 2 rows or more: refuse fewer rows, and
+    batches of one row (balanced batches hold a target row too)."""
     if est.early_stopping:
         n_rows -= max(1, int(np.ceil(est.validation_fraction * n_rows)))
     has_bn = any(
         isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in module.modules()
     )
+    if (
+        has_bn
+        and n_rows >= 2
+        and est.batch_size < 2
+        and plan.adaptation is None
+        and not plan.frozen_backbone
+    ):
+        raise ValueError(
+            "The network has batch-norm layers, which cannot train on batches of "
+            f"one row, but batch_size={est.batch_size}. Set batch_size=2 or more, "
+            "or use a backbone without batch norm."
+        )
     if has_bn and n_rows < 2:
         raise ValueError(
             f"The network has batch-norm layers, which need at least 2 training "

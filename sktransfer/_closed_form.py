@@ -73,6 +73,20 @@ def linear_head_applicable(network, *, frozen_backbone, feature_loss):
     return ""
 
 
+def _finite_features(network, X):
+    """The backbone's float64 features of ``X``; refuse NaN or infinity (the
+    eigensolver would fail with a message that does not say why)."""
+    f = network.features(X).double()
+    if not bool(torch.isfinite(f).all()):
+        raise ValueError(
+            "The backbone returns NaN or infinite features for some training "
+            "rows, so the linear head cannot be solved. Check the backbone on "
+            "the (standardised) inputs -- a log, a division or a large weight "
+            "-- or standardise the inputs (standardize_X=True)."
+        )
+    return f
+
+
 @torch.no_grad()
 def _moments(network, X, y, weight, rows):
     """Weighted float64 ``F'DF``, ``F'DY`` and ``Y'DY`` (per output) of the
@@ -85,7 +99,7 @@ def _moments(network, X, y, weight, rows):
             if rows is None
             else rows[start : start + _CHUNK]
         )
-        f = network.features(X[idx]).double()
+        f = _finite_features(network, X[idx])
         f = torch.cat([f, torch.ones_like(f[:, :1])], dim=1)
         yb = y[idx].double()
         fw = f if weight is None else f * weight[idx, None].double()
@@ -150,7 +164,7 @@ class _Spectrum:
                 if rows is None
                 else rows[start : start + _CHUNK]
             )
-            f = network.features(X[sel]).double()
+            f = _finite_features(network, X[sel])
             if bias:
                 f = torch.cat([f, torch.ones_like(f[:, :1])], dim=1)
             parts.append(f.cpu().numpy())

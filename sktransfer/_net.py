@@ -18,6 +18,7 @@ from sktransfer._batches import BalancedIterator, BatchIterator, TensorData
 from sktransfer._callbacks import SolverLog, StopTraining
 from sktransfer._closed_form import solve_linear_head
 from sktransfer._device import autocast
+from sktransfer.exceptions import TrainingDivergedError
 from sktransfer.finetuning import l2sp_penalty
 
 
@@ -241,9 +242,19 @@ class TransferNet(NeuralNet):
             and n_source is not None
             and 0 < n_source < features.shape[0]
         ):
-            da = self.adaptation.loss(
-                features[:n_source], features[n_source:], self.adaptation_modules
-            )
+            try:
+                da = self.adaptation.loss(
+                    features[:n_source], features[n_source:], self.adaptation_modules
+                )
+            except torch.linalg.LinAlgError as exc:  # SVD/eigh of inf or NaN
+                raise TrainingDivergedError(
+                    f"Training diverged at epoch {len(self.history)}: the "
+                    f"{self.adaptation.name!r} adaptation loss cannot be computed "
+                    f"({str(exc).splitlines()[0]}). Lower lr (it is {self.lr:g}), "
+                    "keep standardize_X and standardize_y on, use precision='fp32' "
+                    "(fp16 overflows beyond 65504), or set grad_clip (for example "
+                    "grad_clip=1.0). The estimator was left as it was."
+                ) from exc
             loss = loss + (self.da_weight * self.da_scale_) * da
             terms = terms or {"task_loss": task}
             terms["da_loss"] = da

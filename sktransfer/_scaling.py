@@ -54,7 +54,8 @@ def feature_stats(X, weight=None, chunk=_CHUNK, constant_scale=1.0):
     absolute value first, so values up to the float64 range do not overflow
     and no temporary is the size of ``X``. A constant feature (standard
     deviation at most ``CONSTANT_RTOL`` times the mean's size) gets the scale
-    ``constant_scale`` (None keeps the raw value). Weights that sum to zero
+    ``constant_scale``, or ``CONSTANT_RTOL`` times the mean's size when that is
+    larger (None keeps the raw value). Weights that sum to zero
     are ignored (every row counts once).
     """
     n = X.shape[0]
@@ -78,7 +79,10 @@ def feature_stats(X, weight=None, chunk=_CHUNK, constant_scale=1.0):
     constant = ~(std > CONSTANT_RTOL * np.abs(mean))
     mean, std = _settle(mean * top, std * top)
     if constant_scale is not None:
-        std[constant] = constant_scale
+        # a near-constant feature far from 0 (1e60 +- 1e46) keeps its tiny
+        # variation within the float32 range: at least CONSTANT_RTOL * |mean|
+        floor = CONSTANT_RTOL * np.abs(mean[constant])
+        std[constant] = np.maximum(constant_scale, floor)
     return mean, std
 
 

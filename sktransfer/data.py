@@ -97,7 +97,14 @@ def domain_masks(y, sample_domain=None) -> DomainMasks:
                 "sample_domain must hold integers (>= 0 for source rows, < 0 for "
                 "target rows); got non-integral values."
             )
-    elif sd.dtype.kind not in "iub":
+    elif sd.dtype.kind == "b":
+        raise ValueError(
+            "sample_domain must hold integers (>= 0 for source rows, < 0 for "
+            "target rows); got a boolean array, which would mark every row a "
+            "source row. For a mask of the target rows pass "
+            "np.where(is_target, -1, 0)."
+        )
+    elif sd.dtype.kind not in "iu":
         raise ValueError(
             "sample_domain must hold integers (>= 0 for source rows, < 0 for "
             f"target rows); got dtype {sd.dtype}."
