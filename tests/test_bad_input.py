@@ -279,6 +279,13 @@ class _NaNFeatures(torch.nn.Module):
         return x * self.gain * float("nan")
 
 
+class _ParameterFreeNaNFeatures(torch.nn.Module):
+    """NaN features from a backbone without parameters (solved in closed form)."""
+
+    def forward(self, x):
+        return x * float("nan")
+
+
 class _ThreeDimHead(torch.nn.Module):
     def __init__(self):
         super().__init__()
@@ -760,14 +767,14 @@ MODULE_CASES = [
         ValueError,
         r"The backbone returns NaN or infinite features for some training rows, so "
         r"the linear head cannot be solved\. Check the backbone",
-        params={"backbone": _NaNFeatures(), "backbone_params": None},
+        params={"backbone": _ParameterFreeNaNFeatures(), "backbone_params": None},
     ),
     *da(
         "backbone-nan-features-closed-form",
         ValueError,
         r"The backbone returns NaN or infinite features",
         params={
-            "backbone": _NaNFeatures(),
+            "backbone": _ParameterFreeNaNFeatures(),
             "backbone_params": None,
             "method": "source_only",
         },
