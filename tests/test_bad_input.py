@@ -1632,6 +1632,7 @@ def test_a_fitted_backbone_with_another_number_of_outputs_gets_a_new_head(fitted
         assert np.isfinite(est.predict(X_CHECK)).all()
 
 
+@pytest.mark.filterwarnings("ignore:No target rows")
 def test_a_frozen_fitted_backbone_is_used_and_not_changed(fitted):
     source = fitted["TR"]
     before = snapshot(source)

@@ -24,6 +24,7 @@ import re
 import warnings
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
@@ -342,6 +343,7 @@ def test_any_parameter_value_is_refused_clearly_or_trains(kind, values_):
     _fit_predict(est, _X20, _Y20)
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 @FUZZ
 @given(
     problem=problems(),
