@@ -62,7 +62,9 @@ def feature_stats(X, weight=None, chunk=_CHUNK, constant_scale=1.0):
     w = np.ones(n) if weight is None else np.asarray(weight, dtype=np.float64)
     if not w.sum() > 0:
         w = np.ones(n)
-    if not np.isfinite(w.sum()):
+    with np.errstate(over="ignore"):
+        huge = not np.isfinite(w.sum())
+    if huge:
         w = w / w.max()  # huge weights: only their ratios matter
     total = w.sum()
     top = _column_max(X, chunk)

@@ -162,7 +162,9 @@ def loss_weights(masks, sample_weight=None, *, balance_target=False, target_draw
         return None
     w = np.ones(len(masks.labelled)) if sample_weight is None else sample_weight.copy()
     w[~masks.labelled] = 0.0
-    if not np.isfinite(w.sum()):
+    with np.errstate(over="ignore"):
+        huge = not np.isfinite(w.sum())
+    if huge:
         w /= w.max()  # huge weights: only their ratios matter
     if balance and (w[~masks.target] > 0).any() and (w[labelled_target] > 0).any():
         ratio = w[~masks.target].sum() / w[labelled_target].sum()
