@@ -3,21 +3,24 @@
 The names below still resolve, with a ``FutureWarning``, until sktransfer 0.3.
 """
 
-from sktransfer import _callbacks
+from sktransfer._callbacks import DAWeightSchedule as _DAWeightSchedule
+from sktransfer._callbacks import LossTermRecorder as _LossTermRecorder
+from sktransfer._callbacks import UnfreezeSchedule as _UnfreezeSchedule
+from sktransfer._callbacks import dann_ramp as _dann_ramp
 from sktransfer._warnings import moved
 
 __getattr__ = moved(
     "sktransfer.callbacks",
     {
         name: (
-            lambda name=name: getattr(_callbacks, name),
+            lambda obj=obj: obj,
             "the estimators' parameters (the callbacks are internal)",
         )
-        for name in (
-            "UnfreezeSchedule",
-            "DAWeightSchedule",
-            "LossTermRecorder",
-            "dann_ramp",
+        for name, obj in (
+            ("UnfreezeSchedule", _UnfreezeSchedule),
+            ("DAWeightSchedule", _DAWeightSchedule),
+            ("LossTermRecorder", _LossTermRecorder),
+            ("dann_ramp", _dann_ramp),
         )
     },
 )

@@ -9,7 +9,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sktransfer import _batches
+from sktransfer._batches import BalancedIterator as _BalancedIterator
+from sktransfer._batches import BatchIterator as _BatchIterator
+from sktransfer._batches import TensorData as _TensorData
+from sktransfer._batches import validation_split as _validation_split
 from sktransfer._warnings import moved
 
 __all__ = [
@@ -176,12 +179,12 @@ def loss_weights(masks, sample_weight=None, *, balance_target=False, target_draw
 __getattr__ = moved(
     "sktransfer.data",
     {
-        name: (lambda name=name: getattr(_batches, name), "the estimators' fit")
-        for name in (
-            "TensorData",
-            "BatchIterator",
-            "BalancedIterator",
-            "validation_split",
+        name: (lambda obj=obj: obj, "the estimators' fit")
+        for name, obj in (
+            ("TensorData", _TensorData),
+            ("BatchIterator", _BatchIterator),
+            ("BalancedIterator", _BalancedIterator),
+            ("validation_split", _validation_split),
         )
     },
 )

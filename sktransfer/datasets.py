@@ -50,6 +50,28 @@ def _check_nonnegative(name, value):
     return float(value)
 
 
+def _response(z, W, a, lin, drift, concept):
+    """The random smooth network of each output: tanh ridges plus a linear
+    part, plus ``concept`` times a drift direction."""
+    return np.stack(
+        [
+            np.tanh(1.5 * z @ W[k]) @ a[k] + 0.5 * z @ lin[k] + concept * z @ drift[k]
+            for k in range(len(a))
+        ],
+        axis=1,
+    )
+
+
+def _check_shift(shift):
+    if not isinstance(shift, str):
+        raise TypeError(
+            f"shift must be a str, one of {SHIFTS}; got {shift!r} of type "
+            f"{type(shift).__name__}."
+        )
+    if shift not in SHIFTS:
+        raise ValueError(f"shift={shift!r} is not supported; use one of {SHIFTS}.")
+
+
 def make_domain_shift(
     n_source=1000,
     n_target=200,
@@ -112,17 +134,16 @@ def make_domain_shift(
     >>> Xs.shape, yt.shape
     ((100, 8), (20,))
     """
-    n_source = _check_int("n_source", n_source)
-    n_target = _check_int("n_target", n_target)
-    d = _check_int("n_features", n_features)
-    n_outputs = _check_int("n_outputs", n_outputs)
-    if not isinstance(shift, str):
-        raise TypeError(
-            f"shift must be a str, one of {SHIFTS}; got {shift!r} of type "
-            f"{type(shift).__name__}."
+    n_source, n_target, d, n_outputs = (
+        _check_int(name, value)
+        for name, value in (
+            ("n_source", n_source),
+            ("n_target", n_target),
+            ("n_features", n_features),
+            ("n_outputs", n_outputs),
         )
-    if shift not in SHIFTS:
-        raise ValueError(f"shift={shift!r} is not supported; use one of {SHIFTS}.")
+    )
+    _check_shift(shift)
     strength = _check_nonnegative("strength", strength)
     noise = _check_nonnegative("noise", noise)
     rng = check_random_state(random_state)
@@ -132,16 +153,7 @@ def make_domain_shift(
     drift = rng.normal(size=(n_outputs, d)) / np.sqrt(d)
 
     def f(z, concept=0.0):
-        out = np.stack(
-            [
-                np.tanh(1.5 * z @ W[k]) @ a[k]
-                + 0.5 * z @ lin[k]
-                + concept * z @ drift[k]
-                for k in range(n_outputs)
-            ],
-            axis=1,
-        )
-        return out
+        return _response(z, W, a, lin, drift, concept)
 
     zs = rng.normal(size=(n_source, d))
     zt = rng.normal(size=(n_target, d))

@@ -111,47 +111,52 @@ def read_state_dict(weights) -> dict:
         keys that are not str, values that are not tensors, or NaN or infinite
         values.
     """
-    what = "weights"
     if isinstance(weights, Mapping):
-        state = dict(weights)
-    elif isinstance(weights, str | os.PathLike):
+        return _checked(dict(weights), "weights")
+    if isinstance(weights, str | os.PathLike):
         path = os.fspath(weights)
-        what = f"weights={path!r}"
-        if not os.path.isfile(path):
-            raise ValueError(
-                f"weights={path!r} is not an existing file. Pass the path of a "
-                "'.safetensors' file or of a torch.save(state_dict) file."
-            )
-        if path.endswith(".safetensors"):
-            try:
-                state = load_file(path, device="cpu")
-            except Exception as exc:  # SafetensorError, OSError, ...
-                raise ValueError(
-                    f"weights={path!r} is not a valid .safetensors file ({exc}); "
-                    "it may be truncated, corrupt or in another format; " + _HOW_TO_SAVE
-                ) from exc
-        else:
-            try:
-                state = torch.load(path, map_location="cpu", weights_only=True)
-            except Exception as exc:  # pickle errors come in many types
-                raise ValueError(
-                    f"weights={path!r} could not be read as a state dict with "
-                    f"torch.load(weights_only=True): {exc}. Save weights with "
-                    "torch.save(module.state_dict(), path) or as .safetensors."
-                ) from exc
-            if isinstance(state, Mapping) and "state_dict" in state:
-                state = state["state_dict"]
-            if not isinstance(state, Mapping):
-                raise ValueError(
-                    f"weights={path!r} holds a {type(state).__name__}, not a state "
-                    "dict. Save weights with torch.save(module.state_dict(), path)."
-                )
-            state = dict(state)
-    else:
-        raise TypeError(
-            "weights must be None, a path to a .safetensors or torch.save file, or "
-            f"a state-dict mapping; got {type(weights).__name__}."
+        return _checked(_read_file(path), f"weights={path!r}")
+    raise TypeError(
+        "weights must be None, a path to a .safetensors or torch.save file, or "
+        f"a state-dict mapping; got {type(weights).__name__}."
+    )
+
+
+def _read_file(path):
+    """The mapping stored in a ``.safetensors`` or ``torch.save`` file."""
+    if not os.path.isfile(path):
+        raise ValueError(
+            f"weights={path!r} is not an existing file. Pass the path of a "
+            "'.safetensors' file or of a torch.save(state_dict) file."
         )
+    if path.endswith(".safetensors"):
+        try:
+            return load_file(path, device="cpu")
+        except Exception as exc:  # SafetensorError, OSError, ...
+            raise ValueError(
+                f"weights={path!r} is not a valid .safetensors file ({exc}); "
+                "it may be truncated, corrupt or in another format; " + _HOW_TO_SAVE
+            ) from exc
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle errors come in many types
+        raise ValueError(
+            f"weights={path!r} could not be read as a state dict with "
+            f"torch.load(weights_only=True): {exc}. Save weights with "
+            "torch.save(module.state_dict(), path) or as .safetensors."
+        ) from exc
+    if isinstance(state, Mapping) and "state_dict" in state:
+        state = state["state_dict"]
+    if not isinstance(state, Mapping):
+        raise ValueError(
+            f"weights={path!r} holds a {type(state).__name__}, not a state "
+            "dict. Save weights with torch.save(module.state_dict(), path)."
+        )
+    return dict(state)
+
+
+def _checked(state, what):
+    """``state`` if it maps str keys to finite tensors; else a clear error."""
     bad = [k for k in state if not isinstance(k, str)]
     if bad:
         raise ValueError(
