@@ -38,6 +38,7 @@ from sktransfer._device import PRECISIONS, Seeds, autocast, resolve_device, seed
 from sktransfer._module import TransferModule
 from sktransfer._net import TrainingInterrupted, TransferNet
 from sktransfer._scaling import Scaling, scale_inputs
+from sktransfer._warnings import warn
 from sktransfer.backbones import get_backbone_factory, load_weights
 from sktransfer.backbones._weights import _check_finite_parameters
 from sktransfer.data import domain_masks, loss_weights
@@ -157,6 +158,7 @@ class _FitResult:
     y_1d: bool
     device: str
     penalty: float | None = None
+    input_range: tuple | None = None
 
 
 class BaseTransferEstimator(RegressorMixin, BaseEstimator):
@@ -187,6 +189,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         "device": [str, torch.device],
         "precision": [StrOptions(set(PRECISIONS))],
         "verbose": ["verbose"],
+        "clip_inputs": ["boolean"],
     }
 
     def __init__(
@@ -213,6 +216,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         device="cpu",
         precision="fp32",
         verbose=0,
+        clip_inputs=False,
     ):
         self.backbone = backbone
         self.backbone_params = backbone_params
@@ -235,6 +239,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         self.device = device
         self.precision = precision
         self.verbose = verbose
+        self.clip_inputs = clip_inputs
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -290,6 +295,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
             plan = self._plan(network, origin, masks)
             scaling = self._make_scaling(origin, masks, plan)
             X_train, y_train = scaling.fit_transform(X, y, masks, sample_weight)
+            input_range = _input_range(X_train)
             weight = self._loss_weights(masks, sample_weight, plan)
             dataset = self._dataset(X_train, y_train, weight, masks, device)
             solver = self._choose_solver(network, plan, len(dataset))
@@ -299,7 +305,9 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
                 plan.after_training(network, dataset)
             scaling.configure(network)
         self._publish(
-            _FitResult(net, solver, shapes, scaling, plan, y_1d, device, penalty)
+            _FitResult(
+                net, solver, shapes, scaling, plan, y_1d, device, penalty, input_range
+            )
         )
         return self
 
@@ -684,6 +692,8 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         self.y_scale_ = fit.scaling.y_scale_
         self.device_ = fit.device
         self.precision_ = self.precision
+        self.input_range_ = fit.input_range
+        self.clip_inputs_ = self.clip_inputs
         closed_decay = fit.solver == "closed_form" and not fit.plan.anchor_head
         self.weight_decay_ = fit.penalty if closed_decay else self._weight_decay()
         self._y_1d = fit.y_1d
@@ -744,9 +754,40 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
                     self.input_mean_,
                     self.input_scale_,
                 )
+                xb = self._bounded(xb)
                 out = module(torch.from_numpy(xb).to(device, non_blocking=True), True)
                 parts.append(out.float().cpu().numpy())
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _bounded(self, xb):
+        """Warn about inputs far outside the training range; clip them to it
+        with ``clip_inputs=True``."""
+        low, high = self.input_range_
+        beyond = np.maximum(xb - high, low - xb)
+        worst = beyond.reshape(len(xb), -1).max(axis=0)
+        far = worst > OUT_OF_RANGE
+        if far.any():
+            self._warn_out_of_range(far, worst)
+        if self.clip_inputs_:
+            xb = np.clip(xb, low, high)
+        return xb
+
+    def _warn_out_of_range(self, far, worst):
+        names = getattr(self, "feature_names_in_", None)
+        columns = np.flatnonzero(far)
+        order = columns[np.argsort(-worst[columns])][:5]
+        unit = "standard deviations" if self.input_scale_ is not None else "units"
+        listed = ", ".join(
+            f"{names[j] if names is not None and names.ndim == 1 else j!s} "
+            f"({worst[j]:.1f})"
+            for j in order
+        )
+        warn(
+            f"X has values far outside the training range in {len(columns)} "
+            f"feature(s); the furthest, with how many {unit} beyond the range: "
+            f"{listed}. The network extrapolates there; clip_inputs=True bounds "
+            "what it sees to the training range."
+        )
 
     def predict(self, X):
         """Predict targets in their original units.
@@ -900,6 +941,16 @@ def _check_batch_norm_rows(module, n_rows, est, plan):
             + ". Give more labelled rows, set early_stopping=False, or use a "
             "backbone without batch norm."
         )
+
+
+#: how far beyond the training range (in scaled units: standard deviations when
+#: inputs are standardised) a value must lie for predict to warn
+OUT_OF_RANGE = 3.0
+
+
+def _input_range(X_train):
+    """Per-feature minimum and maximum of the scaled training inputs."""
+    return X_train.min(axis=0), X_train.max(axis=0)
 
 
 def _dry_run(module, shape, what):

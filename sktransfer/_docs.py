@@ -126,6 +126,11 @@ precision : {"fp32", "bf16", "fp16"}, default="fp32"
 verbose : int, default=0
     0 is silent; 1 shows a progress bar and an epoch table (or a line for the
     closed-form solve).""",
+    "clip_inputs": """\
+clip_inputs : bool, default=False
+    At prediction, clip each (scaled) input feature to the range it had in
+    training, so the network never extrapolates beyond it. Inputs more than
+    3 standard deviations outside that range raise a warning either way.""",
 }
 
 FIT_PARAMETERS = {
@@ -172,6 +177,9 @@ y_mean_, y_scale_ : ndarray of shape (n_outputs,)
     Target scaling undone at prediction.
 device_ : str
     The device the network lives on.
+input_range_ : tuple of ndarray
+    Per-feature minimum and maximum of the scaled training inputs (what
+    ``clip_inputs`` clips to, and what the out-of-range warning measures).
 weight_decay_ : float
     The weight decay used (the one ``"auto"`` chose for the closed form)."""
 

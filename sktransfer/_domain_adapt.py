@@ -137,6 +137,7 @@ class DomainAdaptRegressor(BaseTransferEstimator):
         device="cpu",
         precision="fp32",
         verbose=0,
+        clip_inputs=False,
     ):
         super().__init__(
             backbone,
@@ -160,6 +161,7 @@ class DomainAdaptRegressor(BaseTransferEstimator):
             device=device,
             precision=precision,
             verbose=verbose,
+            clip_inputs=clip_inputs,
         )
         self.method = method
         self.da_weight = da_weight

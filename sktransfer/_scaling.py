@@ -42,7 +42,9 @@ def _settle(mean, std):
     give identical statistics despite float64 rounding in another order."""
     spread = np.where(std > 0, std, np.abs(mean))
     grid = np.where(spread > 0, spread, 1.0) * 2.0**-24
-    mean = np.round(mean / grid) * grid
+    with np.errstate(all="ignore"):  # a grid that underflows leaves the mean as is
+        settled = np.round(mean / grid) * grid
+    mean = np.where((grid > 0) & np.isfinite(settled), settled, mean)
     mantissa, exponent = np.frexp(std)
     return mean, np.ldexp(np.round(mantissa * 2.0**24) / 2.0**24, exponent)
 
@@ -80,6 +82,7 @@ def feature_stats(X, weight=None, chunk=_CHUNK, constant_scale=1.0):
     std = np.sqrt(acc / total)
     constant = ~(std > CONSTANT_RTOL * np.abs(mean))
     mean, std = _settle(mean * top, std * top)
+    constant |= ~(std > 0)  # a spread below the float64 range is no spread
     if constant_scale is not None:
         # a near-constant feature far from 0 (1e60 +- 1e46) keeps its tiny
         # variation within the float32 range: at least CONSTANT_RTOL * |mean|

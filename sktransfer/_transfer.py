@@ -105,6 +105,7 @@ class TransferRegressor(BaseTransferEstimator):
         device="cpu",
         precision="fp32",
         verbose=0,
+        clip_inputs=False,
     ):
         super().__init__(
             backbone,
@@ -128,6 +129,7 @@ class TransferRegressor(BaseTransferEstimator):
             device=device,
             precision=precision,
             verbose=verbose,
+            clip_inputs=clip_inputs,
         )
         self.finetune = finetune
         self.backbone_lr = backbone_lr

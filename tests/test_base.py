@@ -627,6 +627,7 @@ def test_publish_sets_every_fitted_attribute():
             TrainingPlan(param_groups=[], l2sp=0.3),
             True,
             "cpu",
+            input_range=fitted.input_range_,
         )
     )
     assert est.net_ is fitted.net_ and est.history_ is fitted.net_.history

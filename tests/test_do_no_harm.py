@@ -118,3 +118,46 @@ def test_adaptation_weights_without_a_loss_warn(uda, params, match, method):
     X, y, _, _ = uda
     with pytest.warns(UserWarning, match=match):
         DomainAdaptRegressor(method=method, **TINY, **params).fit(X, y)
+
+
+# ------------------------------------------------------ out-of-range inputs
+def _far_rows(n=200, seed=0):
+    rng = np.random.RandomState(seed)
+    X = rng.normal(size=(n, 3))
+    y = np.sin(X[:, 0]) + X[:, 1]
+    far = X[:20].copy()
+    far[:, 0] += 8.0  # 8 standard deviations beyond anything seen in training
+    return X, y, far
+
+
+def test_predicting_far_outside_the_training_range_warns_naming_the_features():
+    import pandas as pd
+
+    X, y, far = _far_rows()
+    frame = pd.DataFrame(X, columns=["temp", "flow", "load"])
+    est = TransferRegressor(**TINY).fit(frame, y)
+    with pytest.warns(
+        UserWarning, match=r"far outside the training range.*temp \("
+    ) as w:
+        est.predict(pd.DataFrame(far, columns=frame.columns))
+    assert w[0].filename == __file__
+    assert "flow" not in str(w[0].message)
+
+
+def test_inputs_within_the_range_do_not_warn(recwarn):
+    X, y, _ = _far_rows()
+    TransferRegressor(**TINY).fit(X, y).predict(X)
+    assert not [w for w in recwarn if "training range" in str(w.message)]
+
+
+def test_clip_inputs_bounds_what_the_network_sees():
+    X, y, far = _far_rows()
+    est = TransferRegressor(clip_inputs=True, **TINY).fit(X, y)
+    edge = far.copy()
+    _, high = est.input_range_
+    edge[:, 0] = est.input_mean_[0] + high[0] * est.input_scale_[0]  # the max seen
+    with pytest.warns(UserWarning, match="training range"):
+        clipped = est.predict(far)
+    np.testing.assert_allclose(clipped, est.predict(edge), rtol=1e-5, atol=1e-5)
+    plain = TransferRegressor(**TINY).fit(X, y)
+    assert not np.allclose(plain.predict(far), clipped)
