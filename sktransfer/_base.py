@@ -295,7 +295,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
             plan = self._plan(network, origin, masks)
             scaling = self._make_scaling(origin, masks, plan)
             X_train, y_train = scaling.fit_transform(X, y, masks, sample_weight)
-            input_range = _input_range(X_train)
+            input_range = _input_range(X_train, origin.source, scaling)
             weight = self._loss_weights(masks, sample_weight, plan)
             dataset = self._dataset(X_train, y_train, weight, masks, device)
             solver = self._choose_solver(network, plan, len(dataset))
@@ -948,9 +948,15 @@ def _check_batch_norm_rows(module, n_rows, est, plan):
 OUT_OF_RANGE = 3.0
 
 
-def _input_range(X_train):
-    """Per-feature minimum and maximum of the scaled training inputs."""
-    return X_train.min(axis=0), X_train.max(axis=0)
+def _input_range(X_train, source=None, scaling=None):
+    """Per-feature minimum and maximum of the scaled training inputs; a model
+    that inherits a source model's scaling also saw the source's range."""
+    low, high = X_train.min(axis=0), X_train.max(axis=0)
+    inherited = getattr(source, "input_range_", None)
+    if inherited is not None and scaling is not None and scaling.inputs == "inherit":
+        if not scaling.per_domain:
+            low, high = np.minimum(low, inherited[0]), np.maximum(high, inherited[1])
+    return low, high
 
 
 def _dry_run(module, shape, what):

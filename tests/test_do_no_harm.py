@@ -161,3 +161,14 @@ def test_clip_inputs_bounds_what_the_network_sees():
     np.testing.assert_allclose(clipped, est.predict(edge), rtol=1e-5, atol=1e-5)
     plain = TransferRegressor(**TINY).fit(X, y)
     assert not np.allclose(plain.predict(far), clipped)
+
+
+def test_a_fine_tuned_model_knows_the_source_range_too(recwarn):
+    X, y, _ = _far_rows()
+    source = TransferRegressor(**TINY).fit(X, y)
+    few = np.argsort(X[:, 0])[90:110]  # 20 rows from the middle of feature 0
+    tuned = TransferRegressor(source, max_epochs=2).fit(X[few], y[few])
+    low, high = tuned.input_range_
+    np.testing.assert_array_equal(low, np.minimum(low, source.input_range_[0]))
+    tuned.predict(X)  # within the source's range: no warning
+    assert not [w for w in recwarn if "training range" in str(w.message)]
