@@ -169,6 +169,7 @@ def test_a_fine_tuned_model_knows_the_source_range_too(recwarn):
     few = np.argsort(X[:, 0])[90:110]  # 20 rows from the middle of feature 0
     tuned = TransferRegressor(source, max_epochs=2).fit(X[few], y[few])
     low, high = tuned.input_range_
-    np.testing.assert_array_equal(low, np.minimum(low, source.input_range_[0]))
+    assert (low <= source.input_range_[0]).all()
+    assert (high >= source.input_range_[1]).all()
     tuned.predict(X)  # within the source's range: no warning
     assert not [w for w in recwarn if "training range" in str(w.message)]
