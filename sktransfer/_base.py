@@ -204,7 +204,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         max_epochs=100,
         batch_size=64,
         lr=1e-3,
-        weight_decay=0.0,
+        weight_decay="auto",
         optimizer="adamw",
         grad_clip=None,
         solver="auto",
@@ -297,7 +297,9 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
             X_train, y_train = scaling.fit_transform(X, y, masks, sample_weight)
             input_range = _input_range(X_train, origin.source, scaling)
             weight = self._loss_weights(masks, sample_weight, plan)
-            dataset = self._dataset(X_train, y_train, weight, masks, device)
+            dataset = self._dataset(
+                X_train, y_train, weight, masks, device, sample_weight
+            )
             solver = self._choose_solver(network, plan, len(dataset))
             net = self._assemble_net(network.to(device), plan, seeds, device, solver)
             penalty = self._train(net, dataset, plan, origin, solver)
@@ -560,13 +562,19 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
 
     # --- stage: data and solver -----------------------------------------------
     @staticmethod
-    def _dataset(X_train, y_train, weight, masks, device):
+    def _dataset(X_train, y_train, weight, masks, device, sample_weight=None):
         """The training arrays as one on-device :class:`TensorData`."""
+        unit = 1.0  # the loss weights are the user's divided by their mean
+        if weight is not None and sample_weight is not None:
+            with np.errstate(over="ignore"):
+                unit = float(np.mean(sample_weight[masks.labelled]))
+            unit = unit if np.isfinite(unit) and unit > 0 else 1.0
         return TensorData(
             torch.from_numpy(X_train).to(device),
             torch.from_numpy(y_train).to(device),
             None if weight is None else torch.from_numpy(weight).to(device),
             torch.from_numpy(masks.target).to(device),
+            weight_unit=unit,
         )
 
     def _choose_solver(self, network, plan, n_rows):

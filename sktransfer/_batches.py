@@ -52,14 +52,20 @@ class TensorData(torch.utils.data.Dataset):
         Target rows, for balanced source/target batches.
     indices : tensor of int64 or None
         Rows of ``X`` that belong to this set (a view, the data are not copied).
+    weight_unit : float, default=1.0
+        How many rows one unit of ``weight`` stands for: the weights are the
+        user's (frequency) weights divided by their mean, this mean.
     """
 
-    def __init__(self, X, y, weight=None, is_target=None, indices=None):
+    def __init__(
+        self, X, y, weight=None, is_target=None, indices=None, weight_unit=1.0
+    ):
         self.X = X
         self.y = y
         self.weight = weight
         self.is_target = is_target
         self.indices = indices
+        self.weight_unit = float(weight_unit)
 
     def __len__(self):
         return self.X.shape[0] if self.indices is None else int(self.indices.numel())
@@ -73,7 +79,9 @@ class TensorData(torch.utils.data.Dataset):
         indices = torch.as_tensor(indices, dtype=torch.int64, device=self.X.device)
         if self.indices is not None:
             indices = self.indices[indices]
-        return TensorData(self.X, self.y, self.weight, self.is_target, indices)
+        return TensorData(
+            self.X, self.y, self.weight, self.is_target, indices, self.weight_unit
+        )
 
     def row_indices(self):
         """Positions in ``X`` of this set's rows."""

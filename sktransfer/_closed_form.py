@@ -33,6 +33,10 @@ _RCOND = 1e-10
 #: (features + 1, or rows) has at most this size (a float64 matrix of 134 MB
 #: and an eigendecomposition of seconds on a CPU)
 AUTO_MAX_FEATURES = 4096
+#: "auto" penalties are scored by exact leave-one-out while the rows'
+#: coordinates (rows x parameters) hold at most this many values (128 MB),
+#: else by generalised cross-validation
+LOO_MAX_VALUES = 2**24
 _TRAIN_DEPENDENT = (
     torch.nn.modules.batchnorm._BatchNorm,
     torch.nn.modules.dropout._DropoutNd,
@@ -120,12 +124,24 @@ class _Spectrum:
     residual of an expansion point ``e``: the (d+1)-square Gram matrix
     ``A'A`` for at least as many rows as parameters, else the n-square kernel
     ``AA'`` (the dual form, far cheaper for wide inputs). Solves for any
-    ``lam`` and scores any ``lam`` by generalised cross-validation.
+    ``lam`` and scores any ``lam`` by exact leave-one-out cross-validation
+    (generalised cross-validation when the rows are too many to keep).
+
+    The fit at ``lam`` is ``A delta = U diag(s/(s + lam)) U'r`` with ``U``
+    the rows' coordinates in the orthonormal eigenbasis (``A V S^(-1/2)`` in
+    the primal, the kernel's eigenvectors in the dual), and row ``i``'s
+    leverage is ``sum_j U_ij^2 s_j/(s_j + lam)``, so every ``lam`` is scored
+    from the one decomposition. ``unit`` is how many rows one unit of loss weight stands
+    for (the weights are frequencies): leaving out one copy of a row of
+    frequency ``m`` has leverage ``h_ii / m``, which makes a weight of 2 score
+    like a duplicated row, as scikit-learn's sample-weight convention asks.
     """
 
-    def __init__(self, network, X, y, weight, rows, bias, expansion):
+    def __init__(self, network, X, y, weight, rows, bias, expansion, unit=1.0):
         n = X.shape[0] if rows is None else int(rows.numel())
         self.n = n
+        self.unit = float(unit)
+        self.rows_kept = None  # U of the class doc, when the rows are kept
         if n < expansion.shape[0]:
             self._dual(network, X, y, weight, rows, bias, expansion)
         else:
@@ -143,6 +159,7 @@ class _Spectrum:
         else:  # directly: a difference of near-equal norms would be noise
             outside = self.rhs - self.basis @ self.proj
             self.unfit = (outside * outside).sum(0)
+        self._keep_rows(network, X, y, weight, rows, bias, expansion)
 
     def _primal(self, network, X, y, weight, rows, bias, e):
         gram, cross, yy = _moments(network, X, y, weight, rows)
@@ -156,21 +173,7 @@ class _Spectrum:
 
     @torch.no_grad()
     def _dual(self, network, X, y, weight, rows, bias, e):
-        idx = slice(None) if rows is None else rows
-        parts = []
-        for start in range(0, self.n, _CHUNK):
-            sel = (
-                slice(start, start + _CHUNK)
-                if rows is None
-                else rows[start : start + _CHUNK]
-            )
-            f = _finite_features(network, X[sel])
-            if bias:
-                f = torch.cat([f, torch.ones_like(f[:, :1])], dim=1)
-            parts.append(f.cpu().numpy())
-        F = np.concatenate(parts)
-        Y = y[idx].double().cpu().numpy()
-        w = np.ones(len(F)) if weight is None else weight[idx].double().cpu().numpy()
+        F, Y, w = _rows(network, X, y, weight, rows, bias)
         root = np.sqrt(w)[:, None]
         self.primal = False
         self.total = float(w.sum())
@@ -180,6 +183,39 @@ class _Spectrum:
         self.rhs = r
         self.r_norm = (r * r).sum(0)
 
+    def _keep_rows(self, network, X, y, weight, rows, bias, e):
+        """The rows' coordinates, residuals and frequencies for leave-one-out
+        (skipped for more than ``LOO_MAX_VALUES`` coordinates)."""
+        if self.n * max(len(self.s), 1) > LOO_MAX_VALUES:
+            return
+        if self.primal:  # U = A V S^(-1/2), the left singular vectors
+            F, Y, w = _rows(network, X, y, weight, rows, bias)
+            root = np.sqrt(w)[:, None]
+            self.r_rows = root * (Y - F @ e)
+            U = (root * F) @ (self.basis / np.sqrt(self.s))
+        else:
+            w = self._weights(weight, rows)
+            self.r_rows = self.rhs
+            U = self.basis
+        self.rows_kept = U
+        self.r_coef = U.T @ self.r_rows
+        # what of each row and its residual lies outside A's range: computed
+        # once, so that small penalties do not cancel (1 - h) to noise
+        self.r_outside = self.r_rows - U @ self.r_coef
+        self.h_outside = np.maximum(1.0 - (U * U).sum(1), 0.0)
+        # frequencies: the weights in units of rows (at least one copy);
+        # the loss weights are float32, so near-whole counts are made whole
+        copies = w * self.unit
+        whole = np.round(copies)
+        copies = np.where(np.abs(copies - whole) <= 1e-5 * whole, whole, copies)
+        self.copies = np.maximum(copies, 1.0)
+
+    def _weights(self, weight, rows):
+        if weight is None:
+            return np.ones(self.n)
+        idx = slice(None) if rows is None else rows
+        return weight[idx].double().cpu().numpy()
+
     def delta(self, lam):
         """The step from the expansion point for the penalty ``lam``."""
         inv = 1.0 / (self.s + lam)
@@ -187,12 +223,60 @@ class _Spectrum:
             return self.basis @ (inv[:, None] * self.proj)
         return self.A.T @ (self.basis @ (inv[:, None] * self.proj))
 
+    def score(self, lam):
+        """Cross-validation score of ``lam`` (lower is better): the
+        frequency-weighted leave-one-out error, else the GCV score."""
+        if self.rows_kept is None:
+            return self.gcv(lam)
+        return float(self.loo_errors(lam).sum())
+
+    def loo_errors(self, lam):
+        """Per row, its frequency times its squared leave-one-out error.
+
+        With ``U`` the rows' coordinates in the orthonormal eigenbasis and
+        ``q = lam / (s + lam)``, the residual is ``U diag(q) U'r`` plus the
+        part of ``r`` outside the range, and ``1 - h_ii / m`` (one of ``m``
+        copies left out) is ``((m - 1) + (1 - |U_i|^2) + U_i^2 q) / m``: sums
+        of non-negative terms, exact at small penalties.
+        """
+        q = lam / (self.s + lam)
+        U = self.rows_kept
+        resid = U @ (q[:, None] * self.r_coef) + self.r_outside
+        spare = (self.copies - 1.0) + self.h_outside + (U * U) @ q
+        loo = resid * (self.copies / np.maximum(spare, 1e-300))[:, None]
+        # r_rows holds sqrt(w) * residual: w * residual^2 per row, times unit
+        return self.unit * (loo * loo).sum(1)
+
     def gcv(self, lam):
-        """Generalised cross-validation score of ``lam`` (lower is better)."""
+        """Generalised cross-validation score of ``lam`` (lower is better),
+        with the number of rows the weights stand for."""
         shrink = lam / (self.s + lam)
         residual = ((shrink[:, None] * self.coef) ** 2).sum() + self.unfit.sum()
         dof = (self.s / (self.s + lam)).sum()
-        return self.n * residual / max(self.n - dof, 1e-12) ** 2
+        n = self.total * self.unit
+        return n * residual / max(n - dof, 1e-12) ** 2
+
+
+@torch.no_grad()
+def _rows(network, X, y, weight, rows, bias):
+    """The float64 (augmented) features, targets and weights of the rows."""
+    idx = slice(None) if rows is None else rows
+    n = X.shape[0] if rows is None else int(rows.numel())
+    parts = []
+    for start in range(0, n, _CHUNK):
+        sel = (
+            slice(start, start + _CHUNK)
+            if rows is None
+            else rows[start : start + _CHUNK]
+        )
+        f = _finite_features(network, X[sel])
+        if bias:
+            f = torch.cat([f, torch.ones_like(f[:, :1])], dim=1)
+        parts.append(f.cpu().numpy())
+    F = np.concatenate(parts)
+    Y = y[idx].double().cpu().numpy()
+    w = np.ones(len(F)) if weight is None else weight[idx].double().cpu().numpy()
+    return F, Y, w
 
 
 def _total(X, weight, rows):
@@ -201,12 +285,14 @@ def _total(X, weight, rows):
     return float((weight if rows is None else weight[rows]).double().sum())
 
 
-#: the penalty strengths "auto" chooses from (by generalised cross-validation)
+#: the penalty strengths "auto" chooses from (by leave-one-out cross-validation)
 AUTO_STRENGTHS = tuple(float(v) for v in np.logspace(-6, 3, 28))
 
 
 @torch.no_grad()
-def solve_linear_head(network, X, y, weight, rows, *, strength, anchored, pretrained):
+def solve_linear_head(
+    network, X, y, weight, rows, *, strength, anchored, pretrained, unit=1.0
+):
     """Set ``network.head`` to the minimiser of the objective in the module doc.
 
     Parameters
@@ -221,8 +307,8 @@ def solve_linear_head(network, X, y, weight, rows, *, strength, anchored, pretra
         The training rows (those with a positive weight); None: all rows.
     strength : float or sequence of float
         ``l2sp`` when ``anchored`` else ``weight_decay``; a sequence is a grid
-        to choose from by generalised cross-validation (one decomposition
-        serves every value).
+        to choose from by leave-one-out cross-validation (one decomposition
+        serves every value, as in scikit-learn's ``RidgeCV``).
     anchored : bool
         Penalise the distance to the head's current parameters (L2-SP) rather
         than to zero.
@@ -230,6 +316,9 @@ def solve_linear_head(network, X, y, weight, rows, *, strength, anchored, pretra
         The head holds pretrained parameters: an underdetermined problem is
         solved nearest to them. A new head's random start is ignored: the
         minimum-norm solution is returned, as ``numpy.linalg.lstsq`` would.
+    unit : float, default=1.0
+        How many rows one unit of ``weight`` stands for (the user's weights
+        are frequencies); it only matters when choosing from a grid.
 
     Returns
     -------
@@ -251,14 +340,14 @@ def solve_linear_head(network, X, y, weight, rows, *, strength, anchored, pretra
     # a penalty pulls toward its target; without one, the solution nearest
     # theta0 (the limit of gradient descent from it) is returned
     expansion = target if grid.min() > 0 else theta0
-    spectrum = _Spectrum(network, X, y, weight, rows, bias, expansion)
+    spectrum = _Spectrum(network, X, y, weight, rows, bias, expansion, unit)
 
     def lam(value):  # objective / W: lam = a * W with a = K * strength / 2
         return n_outputs * value / 2.0 * spectrum.total
 
     chosen = float(grid[0])
     if len(grid) > 1:
-        chosen = float(grid[np.argmin([spectrum.gcv(lam(v)) for v in grid])])
+        chosen = float(grid[np.argmin([spectrum.score(lam(v)) for v in grid])])
     theta = expansion + spectrum.delta(lam(chosen))
     d = W0.shape[1]
     head.weight.copy_(torch.from_numpy(np.ascontiguousarray(theta[:d].T)))

@@ -59,14 +59,16 @@ batch_size : int, default=64
 lr : float, default=1e-3
     Learning rate of the optimizer.""",
     "weight_decay": """\
-weight_decay : float or "auto", default=0.0
+weight_decay : float or "auto", default="auto"
     Weight decay of the optimizer (for the closed-form solver, an L2 penalty
     ``weight_decay / 2 * ||theta||^2``). ``"auto"``: for the closed-form
-    solver and a new head, chosen by generalised cross-validation over a grid
-    from 1e-6 to 1e3 (one eigendecomposition serves every value, as in
-    scikit-learn's ``RidgeCV``); a pretrained head is left unpenalised (the
-    exact fit nearest to it); the gradient loop uses no weight decay. The
-    value used is ``weight_decay_``.""",
+    solver and a new head, chosen by exact leave-one-out cross-validation
+    over a grid from 1e-6 to 1e3 (one eigendecomposition serves every value,
+    as in scikit-learn's ``RidgeCV``; sample weights count as repeated rows;
+    generalised cross-validation beyond 2**24 row x parameter values); a
+    pretrained head is left unpenalised (the exact fit nearest to it); the
+    gradient loop uses no weight decay. The value used is
+    ``weight_decay_``.""",
     "optimizer": """\
 optimizer : {"adamw", "adam", "sgd"} or torch.optim.Optimizer class, \
 default="adamw"

@@ -125,7 +125,7 @@ class DomainAdaptRegressor(BaseTransferEstimator):
         max_epochs=100,
         batch_size=64,
         lr=1e-3,
-        weight_decay=0.0,
+        weight_decay="auto",
         optimizer="adamw",
         grad_clip=None,
         solver="auto",

@@ -290,6 +290,7 @@ class TransferNet(NeuralNet):
                 strength=strength,
                 anchored=anchored,
                 pretrained=pretrained,
+                unit=dataset.weight_unit,
             )
         except np.linalg.LinAlgError as exc:
             raise ValueError(

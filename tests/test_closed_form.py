@@ -159,8 +159,8 @@ def test_closed_form_with_fewer_rows_than_features_is_nearest_the_start():
     Xs, ys = rng.normal(size=(100, 30)), rng.normal(size=100)
     source = TransferRegressor("linear").fit(Xs, ys)
     Xt, yt = rng.normal(size=(6, 30)), rng.normal(size=6)
-    est = TransferRegressor(source).fit(Xt, yt)
-    # interpolates the 6 rows ...
+    est = TransferRegressor(source, l2sp=0.0).fit(Xt, yt)
+    # without a penalty it interpolates the 6 rows ...
     np.testing.assert_allclose(est.predict(Xt), yt, atol=1e-4)
     # ... with the smallest change to the source head (minimum-norm step)
     F = (Xt - source.input_mean_) / source.input_scale_
@@ -179,7 +179,9 @@ def test_closed_form_linear_probe_keeps_the_backbone_and_fits_the_head():
     y2 = np.tanh(X[:, 0]) + X[:, 1]
     auto = TransferRegressor(source, finetune="linear_probe", max_epochs=2)
     assert auto.fit(X, y2).solver_ == "gradient"  # "auto": linear models only
-    est = TransferRegressor(source, finetune="linear_probe", solver="closed_form")
+    est = TransferRegressor(
+        source, finetune="linear_probe", solver="closed_form", l2sp=0.0
+    )
     est.fit(X, y2)
     assert est.solver_ == "closed_form"
     assert states_equal(network(est).backbone, network(source).backbone)
@@ -273,7 +275,7 @@ def test_closed_form_has_no_epochs_and_reports_at_verbose(capsys):
     assert est.net_.closed_form_report_ == {
         "n_rows": 30,
         "n_features": 3,
-        "strength": 0.0,
+        "strength": est.weight_decay_,  # chosen by leave-one-out
     }
     assert capsys.readouterr().out == ""
     w = np.r_[np.zeros(10), np.ones(20)]
@@ -311,11 +313,15 @@ def test_linear_model_is_solved_in_closed_form_without_a_divergence(uda):
 
 
 # ------------------------------------------------ penalties chosen from data
-def _gcv_by_hand(X, y, strengths):
-    """GCV of ridge on standardised X and y (intercept penalised too)."""
+def _standardised(X, y):
     Xs = (X - X.mean(0)) / X.std(0)
     ys = (y - y.mean()) / y.std()
-    F = np.c_[Xs, np.ones(len(X))]
+    return np.c_[Xs, np.ones(len(X))], ys
+
+
+def _gcv_by_hand(X, y, strengths):
+    """GCV of ridge on standardised X and y (intercept penalised too)."""
+    F, ys = _standardised(X, y)
     scores = []
     for s in strengths:
         lam = s / 2.0 * len(X)
@@ -325,8 +331,25 @@ def _gcv_by_hand(X, y, strengths):
     return np.array(scores)
 
 
+def _loo_by_hand(X, y, strengths):
+    """Leave-one-out error of ridge by refitting without each row in turn
+    (the penalty in sum-of-squares form held fixed)."""
+    F, ys = _standardised(X, y)
+    scores = []
+    for s in strengths:
+        lam = s / 2.0 * len(X)
+        errors = []
+        for i in range(len(X)):
+            keep = np.arange(len(X)) != i
+            A = F[keep].T @ F[keep] + lam * np.eye(F.shape[1])
+            theta = np.linalg.lstsq(A, F[keep].T @ ys[keep], rcond=None)[0]
+            errors.append(ys[i] - F[i] @ theta)
+        scores.append(np.sum(np.square(errors)))
+    return np.array(scores)
+
+
 @pytest.mark.parametrize("n_rows", [60, 12])  # the primal and the dual form
-def test_weight_decay_auto_is_the_generalised_cross_validation_choice(n_rows):
+def test_weight_decay_auto_is_the_leave_one_out_choice(n_rows):
     from sktransfer._closed_form import AUTO_STRENGTHS
 
     rng = np.random.RandomState(0)
@@ -335,10 +358,45 @@ def test_weight_decay_auto_is_the_generalised_cross_validation_choice(n_rows):
     est = TransferRegressor("linear", weight_decay="auto").fit(X, y)
     assert est.solver_ == "closed_form"
     grid = np.array(AUTO_STRENGTHS)
-    scores = _gcv_by_hand(X, y, grid)
+    scores = _loo_by_hand(X, y, grid)
     assert est.weight_decay_ == pytest.approx(grid[np.argmin(scores)])
     fixed = TransferRegressor("linear", weight_decay=est.weight_decay_).fit(X, y)
     np.testing.assert_allclose(est.predict(X), fixed.predict(X), rtol=1e-6)
+
+
+def test_weight_decay_auto_falls_back_to_gcv_for_rows_too_many_to_keep(monkeypatch):
+    import sktransfer._closed_form as cf
+
+    monkeypatch.setattr(cf, "LOO_MAX_VALUES", 10)
+    rng = np.random.RandomState(1)
+    X = rng.normal(size=(60, 20))
+    y = X[:, 0] + 0.8 * rng.normal(size=60)
+    est = TransferRegressor("linear", weight_decay="auto").fit(X, y)
+    grid = np.array(cf.AUTO_STRENGTHS)
+    assert est.weight_decay_ == pytest.approx(grid[np.argmin(_gcv_by_hand(X, y, grid))])
+
+
+@pytest.mark.parametrize("n_rows", [40, 8])  # the primal and the dual form
+@pytest.mark.parametrize("loo", [True, False])
+def test_auto_penalties_treat_integer_weights_as_repeated_rows(
+    n_rows, loo, monkeypatch
+):
+    import sktransfer._closed_form as cf
+
+    if not loo:
+        monkeypatch.setattr(cf, "LOO_MAX_VALUES", 0)
+    rng = np.random.RandomState(2)
+    X = rng.normal(size=(n_rows, 12))
+    y = X[:, :2].sum(1) + rng.normal(size=n_rows)
+    w = rng.randint(1, 4, size=n_rows)
+    weighted = TransferRegressor("linear", weight_decay="auto")
+    weighted.fit(X, y, sample_weight=w)
+    repeated = TransferRegressor("linear", weight_decay="auto")
+    repeated.fit(np.repeat(X, w, axis=0), np.repeat(y, w))
+    assert weighted.weight_decay_ == repeated.weight_decay_
+    np.testing.assert_allclose(
+        weighted.predict(X), repeated.predict(X), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_weight_decay_auto_beats_no_penalty_with_few_rows_and_many_features():
