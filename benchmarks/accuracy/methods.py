@@ -168,16 +168,116 @@ def _pls_cv(X, y, seed):
         return search.fit(X, y).best_estimator_
 
 
-def source_pls(ctx, X_lab, y_lab):
+def _source_pls_model(ctx):
     t = ctx.task
-    model = _cached(
-        ctx, "source_pls", lambda: _pls_cv(t.X_source, t.y_source, ctx.seed)
-    )
-    return model.predict(t.X_test)
+    return _cached(ctx, "source_pls", lambda: _pls_cv(t.X_source, t.y_source, ctx.seed))
+
+
+def source_pls(ctx, X_lab, y_lab):
+    return _source_pls_model(ctx).predict(ctx.task.X_test)
 
 
 def target_pls(ctx, X_lab, y_lab):
     return _pls_cv(X_lab, y_lab, ctx.seed).predict(ctx.task.X_test)
+
+
+# ------------------------------------------- calibration transfer (chemometrics)
+# The chemometrics standards, with chemotools' transformers. The labelled pool
+# rows of a regime are the transfer standards: each is paired with the source
+# row that measures the same sample (``task.pairs``). The transfer maps target
+# spectra into the source space (the secondary instrument standardised to the
+# primary), then the source PLS (``source_pls``: n_components by 5-fold CV on
+# the source rows) predicts. Hyper-parameters by 5-fold CV on the transfer
+# standards (never the test rows): the RMSE of the source PLS on the held-out
+# standards' transformed spectra against their labels.
+PDS_WINDOWS = (2, 5, 10, 25)  # half-widths; 25 is chemotools' default
+SST_MAX_COMPONENTS = 10
+
+
+def _transfer_pairs(ctx):
+    """Target and source spectra of the labelled transfer standards."""
+    t = ctx.task
+    if t.pairs is None:
+        raise NotApplicable("no paired transfer samples in this task")
+    return t.X_pool[ctx.labelled], t.X_source[t.pairs[ctx.labelled]]
+
+
+def _cv_transfer(make, grid, X_t, X_s, y, pls, seed):
+    """The grid value whose transfer gives the lowest 5-fold CV RMSE of the
+    source PLS on the held-out transfer standards (first one on ties)."""
+    from sklearn.model_selection import KFold
+
+    if len(grid) == 1:
+        return grid[0]
+    folds = list(KFold(min(5, len(y)), shuffle=True, random_state=seed).split(X_t))
+    scores = []
+    for value in grid:
+        err = []
+        for tr, te in folds:
+            transfer = make(value).fit(X_t[tr], X_source=X_s[tr])
+            pred = np.ravel(pls.predict(transfer.transform(X_t[te])))
+            err.append((pred - y[te]) ** 2)
+        scores.append(np.sqrt(np.mean(np.concatenate(err))))
+    return grid[int(np.argmin(scores))]
+
+
+def _transfer(kind):
+    """DS, PDS or SST (chemotools) from the target to the source space."""
+
+    def make(value):
+        from chemotools.adaptation import (
+            DirectStandardization,
+            PiecewiseDirectStandardization,
+            SpectralSpaceTransform,
+        )
+
+        if kind == "ds":
+            return DirectStandardization()  # no hyper-parameter
+        if kind == "pds":  # n_components: chemotools' default (2)
+            return PiecewiseDirectStandardization(window_length=value)
+        return SpectralSpaceTransform(n_components=value)
+
+    def grid(n):
+        inner = n - int(np.ceil(n / min(5, n)))  # standards in a CV fit
+        if kind == "ds":
+            return [None]
+        if kind == "pds":
+            return list(PDS_WINDOWS)
+        return list(range(1, max(1, min(SST_MAX_COMPONENTS, inner)) + 1))
+
+    def fit_predict(ctx, X_lab, y_lab):
+        X_t, X_s = _transfer_pairs(ctx)
+        pls = _source_pls_model(ctx)
+        value = _cv_transfer(make, grid(len(y_lab)), X_t, X_s, y_lab, pls, ctx.seed)
+        transfer = make(value).fit(X_t, X_source=X_s)
+        return pls.predict(transfer.transform(ctx.task.X_test))
+
+    fit_predict.__name__ = f"transfer_{kind}"
+    return fit_predict
+
+
+def slope_bias(ctx, X_lab, y_lab):
+    """Slope/bias correction of the source PLS: ``y = a + b * y_hat`` by least
+    squares on the labelled target rows; bias only (``b = 1``) with fewer
+    than 3 labels, constant predictions, or a fitted slope <= 0."""
+    pls = _source_pls_model(ctx)
+    fitted = np.ravel(pls.predict(X_lab))
+    pred = np.ravel(pls.predict(ctx.task.X_test))
+    slope = 0.0
+    if len(y_lab) >= 3 and np.ptp(fitted) > 0:
+        slope = np.polyfit(fitted, y_lab, 1)[0]
+    if slope <= 0:
+        return pred + np.mean(y_lab - fitted)
+    return np.mean(y_lab) + slope * (pred - np.mean(fitted))
+
+
+def model_updating(ctx, X_lab, y_lab):
+    """PLS on the source rows plus the labelled target rows (each row weight
+    1), n_components by 5-fold CV on that stack."""
+    t = ctx.task
+    X = np.vstack([t.X_source, X_lab])
+    y = np.concatenate([t.y_source, y_lab])
+    return _pls_cv(X, y, ctx.seed).predict(t.X_test)
 
 
 # ------------------------------------------------------------------- skada
@@ -414,6 +514,12 @@ METHODS = [
     Method("ADAPT TrAdaBoostR2", "peer", "labelled", adapt_tradaboost),
     Method("ADAPT RegularTransferLR", "peer", "labelled", adapt_regular_lr),
     Method("ADAPT RegularTransferNN", "peer", "labelled", adapt_regular_nn),
+    # calibration transfer, the chemometrics standards (spectra tasks)
+    Method("DS", "peer", "labelled", _transfer("ds"), spectra_only=True),
+    Method("PDS", "peer", "labelled", _transfer("pds"), spectra_only=True),
+    Method("SST", "peer", "labelled", _transfer("sst"), spectra_only=True),
+    Method("slope/bias", "peer", "labelled", slope_bias, spectra_only=True),
+    Method("model updating", "peer", "labelled", model_updating, spectra_only=True),
 ]
 METHOD_NAMES = [m.name for m in METHODS]
 

@@ -347,9 +347,11 @@ def make_report(csv_path, out_dir, meta):
             "",
         ]
         for run in meta.get("merged_runs", []):
+            subset = set(run["tasks"]) != set(meta.get("tasks", run["tasks"]))
+            where = f"on {', '.join(run['tasks'])}, same" if subset else "same tasks,"
             head += [
                 f"Rows of {', '.join(run['methods'])} added by `{run['command']}` "
-                f"({run['runtime_s']} s), same tasks, seeds and splits.",
+                f"({run['runtime_s']} s), {where} seeds and splits.",
                 "",
             ]
     head += [

@@ -138,6 +138,8 @@ def run_unit(task_name, seed, epochs, method_names):
             if not np.isfinite(pred).all():
                 raise ValueError("non-finite predictions")
             return C.rmse(pred, task.y_test), time.perf_counter() - start, "ok", ""
+        except M.NotApplicable:  # not a result: no row, the cell reads "—"
+            return None
         except Exception as exc:  # a failure is a result, written down
             msg = f"{type(exc).__name__}: {exc}".replace("\n", " ")
             tb = traceback.extract_tb(exc.__traceback__)
@@ -147,13 +149,15 @@ def run_unit(task_name, seed, epochs, method_names):
     for method in chosen:
         if method.constant and M.applicable(method, task, 0):
             out = evaluate(method, 0)
-            for n in task.regimes:
+            for n in task.regimes if out else ():
                 record(method, n, *out)
     for n in task.regimes:
         for method in chosen:
             if method.constant or not M.applicable(method, task, n):
                 continue
-            record(method, n, *evaluate(method, n))
+            out = evaluate(method, n)
+            if out:
+                record(method, n, *out)
     return rows
 
 

