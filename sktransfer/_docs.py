@@ -23,8 +23,12 @@ backbone : str, torch.nn.Module or fitted estimator, default="mlp"
     "backbone_params": """\
 backbone_params : dict or None, default=None
     Arguments of a registry backbone, e.g. ``{"hidden_sizes": (64, 64)}`` for
-    ``"mlp"``, ``{"channels": (16, 32), "kernel_size": 5}`` for ``"cnn1d"``,
-    ``{"hidden_size": 32}`` for ``"gru"``.""",
+    ``"mlp"``; ``{"channels": (16, 32), "kernel_size": 7, "positions": 256,
+    "dense": 32}`` (the defaults) for ``"cnn1d"``, whose convolution blocks
+    feed a readout that keeps where along the sequence a feature is
+    (``pooling="positions"``; ``"flatten"``; or ``"global"``, the
+    position-blind average of sktransfer 0.1.0, with ``kernel_size=5,
+    dense=None``); ``{"hidden_size": 32}`` for ``"gru"``.""",
     "weights": """\
 weights : str, path-like, mapping or None, default=None
     Pretrained backbone weights: a ``.safetensors`` file, a

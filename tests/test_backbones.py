@@ -18,6 +18,7 @@ from sktransfer.backbones import (
     read_state_dict,
     register_backbone,
 )
+from sktransfer.finetuning import backbone_blocks
 
 #: small settings for the built-in backbones (others use their defaults)
 TINY_PARAMS = {
@@ -121,14 +122,177 @@ def test_mlp_backbone():
 
 def test_cnn1d_backbone():
     cnn = CNN1d(2, channels=(4, 6), kernel_size=3, length=16)
-    assert cnn.out_features == 6
-    assert cnn(torch.zeros(3, 2, 16)).shape == (3, 6)
+    assert cnn.out_features == 32  # the dense layer's width
+    assert cnn(torch.zeros(3, 2, 16)).shape == (3, 32)
     assert sum(isinstance(m, torch.nn.MaxPool1d) for m in cnn.modules()) == 2
     # no pooling where the sequence is already too short
     short = CNN1d(1, channels=(4, 4), pool=2, length=5)
     assert sum(isinstance(m, torch.nn.MaxPool1d) for m in short.modules()) == 1
     plain = CNN1d(1, channels=(4,), batch_norm=False)
     assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in plain.modules())
+
+
+class _CNN1dOld(torch.nn.Module):
+    """The ``CNN1d`` of sktransfer 0.1.0 (global average of the last block)."""
+
+    def __init__(self, in_channels, channels=(16, 32), kernel_size=5, length=20):
+        super().__init__()
+        blocks, width, current = [], in_channels, length
+        for ch in channels:
+            block = [
+                torch.nn.Conv1d(width, ch, kernel_size, padding="same"),
+                torch.nn.BatchNorm1d(ch),
+                torch.nn.ReLU(),
+            ]
+            if current >= 4:
+                block.append(torch.nn.MaxPool1d(2))
+                current //= 2
+            blocks.append(torch.nn.Sequential(*block))
+            width = ch
+        self.blocks = torch.nn.Sequential(*blocks)
+
+    def forward(self, x):
+        return self.blocks(x).mean(dim=-1)
+
+
+def test_cnn1d_readout_keeps_position_by_default():
+    cnn = CNN1d(2, channels=(4, 6), kernel_size=3, length=16)
+    readout = cnn.blocks[-1]
+    assert isinstance(readout[0], torch.nn.AdaptiveAvgPool1d)
+    assert readout[0].output_size == 4  # 16 // 2 // 2 positions left, all kept
+    assert readout[2].in_features == 6 * 4 and cnn.out_features == 32
+    wide = CNN1d(1, channels=(4,), length=200, positions=10, dense=8)
+    assert wide.blocks[-1][2].in_features == 40 and wide.out_features == 8
+    flat = CNN1d(1, channels=(3,), length=10, pooling="flatten", dense=None)
+    assert flat.out_features == 15 and flat(torch.zeros(2, 1, 10)).shape == (2, 15)
+    pooled = CNN1d(1, channels=(3,), length=10, pooling="global", dense=5)
+    assert pooled(torch.zeros(2, 1, 10)).shape == (2, 5)
+    # the readout is one block: gradual unfreezing sees conv blocks + readout
+    assert len(backbone_blocks(cnn)) == 3
+
+
+@pytest.mark.parametrize(
+    "shape", [(8,), (1, 8), (3, 5), (9, 7), (2, 1), (1, 3), (1, 700)]
+)
+def test_cnn1d_takes_any_length_and_batch_size(shape):
+    torch.manual_seed(0)
+    cnn = get_backbone_factory("cnn1d")(shape)  # the defaults
+    cnn.eval()
+    with torch.no_grad():
+        for n in (1, 5):
+            seq = cnn(torch.randn(n, *_as_sequence(shape)))
+            rows = cnn(torch.randn(n, int(np.prod(shape))))
+            assert seq.shape == rows.shape == (n, 32)
+    cnn.train()
+    assert cnn(torch.randn(2, *_as_sequence(shape))).shape == (2, 32)
+
+
+def _as_sequence(shape):
+    return shape if len(shape) == 2 else (1, shape[0])
+
+
+@pytest.mark.parametrize("shape", [(1, 8), (3, 5)])
+def test_cnn1d_fits_3d_and_short_inputs_and_predicts_one_row(shape):
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(40, *shape)).astype(np.float32)
+    y = X[:, 0, -1] - X[:, -1, 0]
+    est = TransferRegressor("cnn1d", max_epochs=2, random_state=0).fit(X, y)
+    assert est.input_shape_ == shape and est.n_backbone_features_ == 32
+    assert est.predict(X[:1]).shape == (1,)
+    flat = TransferRegressor("cnn1d", input_shape=shape, max_epochs=2, random_state=0)
+    flat.fit(X.reshape(40, -1), y)
+    assert np.isfinite(flat.predict(X[:1].reshape(1, -1))).all()
+
+
+def _peak_positions(n, length=32, seed=0):
+    """One unit spike per sequence, away from the edges; y is its position."""
+    rng = np.random.RandomState(seed)
+    where = rng.randint(8, length - 8, size=n)
+    X = np.zeros((n, 1, length), dtype=np.float32)
+    X[np.arange(n), 0, where] = 1.0
+    return X, where.astype(float)
+
+
+def test_cnn1d_default_knows_where_a_peak_is_global_pooling_does_not():
+    """y = where along the sequence a spike sits: global average pooling
+    sees the same features wherever it is (a constant is all it can fit);
+    the default readout keeps position."""
+    X, y = _peak_positions(256)
+    X_test, y_test = _peak_positions(200, seed=1)
+    kw = dict(max_epochs=60, lr=1e-2, random_state=0, standardize_X=False)
+    small = {"channels": (4, 4), "kernel_size": 3}
+    default = TransferRegressor("cnn1d", backbone_params=small, **kw).fit(X, y)
+    pooled = TransferRegressor(
+        "cnn1d", backbone_params={**small, "pooling": "global", "dense": None}, **kw
+    ).fit(X, y)
+    assert default.score(X_test, y_test) > 0.9
+    assert pooled.score(X_test, y_test) < 0.2
+
+
+def test_old_cnn1d_weights_load_into_global_pooling():
+    """A state dict of the 0.1.0 network loads into
+    ``pooling="global", dense=None`` (its other defaults were channels=(16, 32),
+    kernel_size=5), and gives the same features."""
+    torch.manual_seed(0)
+    old = _CNN1dOld(2).eval()
+    params = {"channels": (16, 32), "kernel_size": 5, "pooling": "global"}
+    new = CNN1d(2, **params, dense=None, length=20).eval()
+    new.load_state_dict(old.state_dict(), strict=True)
+    x = torch.randn(3, 2, 20)
+    with torch.no_grad():
+        torch.testing.assert_close(new(x), old(x), rtol=0, atol=0)
+    X = x.numpy().reshape(3, -1)
+    est = TransferRegressor(
+        "cnn1d",
+        backbone_params={**params, "dense": None},
+        # the registry's backbone wraps the network as "net"
+        weights={f"net.{k}": v for k, v in old.state_dict().items()},
+        input_shape=(2, 20),
+        finetune="linear_probe",
+        max_epochs=1,
+        random_state=0,
+    ).fit(X, X[:, 0])
+    assert states_equal(part(est, "backbone").net, old)
+    # the new default's weights round-trip too
+    default = get_backbone_factory("cnn1d")((2, 20))
+    again = TransferRegressor(
+        "cnn1d",
+        weights=state(default),
+        input_shape=(2, 20),
+        finetune="linear_probe",
+        max_epochs=1,
+        random_state=0,
+    ).fit(X, X[:, 0])
+    assert states_equal(part(again, "backbone"), state(default))
+
+
+@pytest.mark.parametrize(
+    ("params", "error", "match"),
+    [
+        ({"pooling": "mean"}, ValueError, r"CNN1d: pooling='mean' is not supported"),
+        ({"pooling": None}, TypeError, "CNN1d: pooling must be a str"),
+        ({"positions": 0}, ValueError, "CNN1d: positions=0"),
+        ({"positions": 2.5}, TypeError, "CNN1d: positions must be an int"),
+        ({"dense": 0}, ValueError, "CNN1d: dense=0"),
+        ({"dense": "64"}, TypeError, "CNN1d: dense must be an int"),
+        ({"pooling": "flatten", "length": None}, ValueError, "needs the sequence"),
+    ],
+    ids=[
+        "pooling",
+        "pooling-type",
+        "positions",
+        "positions-type",
+        "dense",
+        "dense-type",
+        "flatten-length",
+    ],
+)
+def test_cnn1d_readout_parameters_are_checked(params, error, match):
+    with pytest.raises(error, match=match):
+        CNN1d(2, **{"length": 16, **params})
+    if "length" not in params:  # and through the registry's backbone_params
+        with pytest.raises(error, match=match):
+            get_backbone_factory("cnn1d")((2, 16), **params)
 
 
 def test_gru_backbone():

@@ -2091,15 +2091,17 @@ def test_valid_backbone_parameters_still_work():
     )
     assert mlp.out_features == 3 and mlp(torch.zeros(2, 4)).shape == (2, 3)
     assert MLPBackbone(4, hidden_sizes=[5]).out_features == 5
-    cnn = CNN1d(2, channels=[4], kernel_size=np.int64(3), pool=1, length=8)
-    assert cnn(torch.zeros(2, 2, 8)).shape == (2, 4)
+    cnn = CNN1d(
+        2, channels=[4], kernel_size=np.int64(3), pool=1, length=8, dense=np.int64(5)
+    )
+    assert cnn(torch.zeros(2, 2, 8)).shape == (2, 5)
     gru = GRUBackbone(
         2, hidden_size=3, num_layers=2, dropout=0.5, bidirectional=np.bool_(True)
     )
     assert gru(torch.zeros(2, 2, 5)).shape == (2, 6)
     assert get_backbone_factory("linear")((4,))(torch.zeros(2, 4)).shape == (2, 4)
-    seq = get_backbone_factory("cnn1d")((2, 10), channels=(4,), length=10)
-    assert seq(torch.zeros(2, 20)).shape == (2, 4)
+    seq = get_backbone_factory("cnn1d")((2, 10), channels=(4,), length=10, dense=6)
+    assert seq(torch.zeros(2, 20)).shape == (2, 6)
 
 
 # =================================================== 4c. the backbone registry

@@ -310,7 +310,7 @@ def test_backbone_blocks():
     gru = get_backbone_factory("gru")((2, 5), hidden_size=3)
     assert len(backbone_blocks(gru)) == 1
     cnn = get_backbone_factory("cnn1d")((2, 16), channels=(4, 4))
-    assert len(backbone_blocks(cnn)) == 2
+    assert len(backbone_blocks(cnn)) == 3  # two convolution blocks, the readout
 
 
 # --------------------------------------------------------- parameter_groups

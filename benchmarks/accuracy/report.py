@@ -85,7 +85,7 @@ def fmt_cell(cell, dec, bold=False, reason=True):
 def _tasks_in_order(info):
     import tasks as T
 
-    order = list(T.task_builders())
+    order = list(T.all_task_builders())
     return sorted(info, key=lambda t: order.index(t) if t in order else 99)
 
 

@@ -98,7 +98,7 @@ def run_unit(task_name, seed, epochs, method_names):
     import warnings
 
     warnings.filterwarnings("ignore", category=DeprecationWarning)
-    task = T.task_builders()[task_name]()
+    task = T.all_task_builders()[task_name]()
     ctx = M.Context(task=task, seed=seed, epochs=epochs)
     pool = len(task.y_pool)
     chosen = [m for m in M.METHODS if m.name in method_names]
@@ -198,7 +198,7 @@ def _versions():
 
 def write_csv(rows, path):
     order = {name: i for i, name in enumerate(M.METHOD_NAMES)}
-    task_order = {name: i for i, name in enumerate(T.task_builders())}
+    task_order = {name: i for i, name in enumerate(T.all_task_builders())}
     rows = sorted(
         rows,
         key=lambda r: (
@@ -272,10 +272,11 @@ def main(argv=None):
     epochs = args.epochs or (10 if args.quick else EPOCHS)
     names = list(T.task_builders())
     if args.tasks:
-        unknown = set(args.tasks) - set(names)
+        known = list(T.all_task_builders())
+        unknown = set(args.tasks) - set(known)
         if unknown:
-            parser.error(f"unknown tasks {sorted(unknown)}; choose from {names}")
-        names = [n for n in names if n in args.tasks]
+            parser.error(f"unknown tasks {sorted(unknown)}; choose from {known}")
+        names = [n for n in known if n in args.tasks]
     elif args.quick:
         names = list(T.QUICK_TASKS)
     method_names = args.methods or M.METHOD_NAMES

@@ -41,6 +41,7 @@ class Task:
     X_unlabelled: np.ndarray = field(default=None)
     unit: str = ""
     pairs: np.ndarray = field(default=None)  # pool row -> source row, same sample
+    input_shape: tuple = None  # per-row (channels, length) of sequence tasks
 
     def __post_init__(self):
         if self.X_unlabelled is None:
@@ -96,6 +97,54 @@ def weather_task(source, target, column):
         X_test=Xt[_SECOND_YEAR:],
         y_test=yt[_SECOND_YEAR:],
         unit="degF" if column == "avg_temp" else "inch",
+    )
+
+
+# ---------------------------------------------------------- weather windows
+WINDOW_PAIRS = [("Chicago", "Beijing"), ("Beijing", "Chicago")]
+WINDOW = 7  # days of history per row
+
+
+def windows(X, y, k):
+    """Sliding windows: row ``j`` holds days ``j-k+1 .. j`` of ``X`` as
+    ``(n_features, k)`` (oldest day first), flattened channel by channel;
+    its target is ``y[j]``. Returns ``X_windows, y`` for ``j = k-1 ..``."""
+    idx = np.arange(k - 1, len(X))
+    Xw = np.stack([X[j - k + 1 : j + 1].T for j in idx])
+    return Xw.reshape(len(idx), -1), y[idx]
+
+
+def weather_window_task(source, target, column="avg_temp", k=WINDOW):
+    """A windowed sensor task: the last ``k`` days of the 9 weather columns
+    -> tomorrow's ``column``, from one city to another.
+
+    Rows are flattened ``(9, k)`` windows (``input_shape=(9, k)`` for a
+    sequence backbone). Source: every window of the source city (730 - k + 1
+    rows). Target pool: the windows whose today and tomorrow are in 2016;
+    test: those in 2017 (the same days as :func:`weather_task`, minus the
+    first ``k - 1`` of 2016, which lack a full history).
+    """
+    from sktransfer.datasets import load_weather
+
+    Xs, ys = load_weather(source, column)
+    Xt, yt = load_weather(target, column)
+    if len(Xt) != 730 or len(Xs) != 730:
+        raise RuntimeError("expected 730 rows per city in mosaicData::Weather")
+    Xs, ys = windows(Xs, ys, k)
+    Xt, yt = windows(Xt, yt, k)
+    first, second = _FIRST_YEAR - (k - 1), _SECOND_YEAR - (k - 1)
+    short = {"avg_temp": "temp", "precip": "precip"}[column]
+    return Task(
+        name=f"window{k}-{short} {source}->{target}",
+        family="weather",
+        X_source=Xs,
+        y_source=ys,
+        X_pool=Xt[:first],
+        y_pool=yt[:first],
+        X_test=Xt[second:],
+        y_test=yt[second:],
+        unit="degF" if column == "avg_temp" else "inch",
+        input_shape=(Xs.shape[1] // k, k),
     )
 
 
@@ -233,6 +282,23 @@ def task_builders():
     return builders
 
 
+def sequence_task_builders():
+    """Ordered ``{name: builder}`` of the windowed sensor tasks (rows are
+    flattened ``(channels, length)`` windows; not in the default suite)."""
+    return {
+        f"window{WINDOW}-temp {src}->{tgt}": (
+            lambda s=src, t=tgt: weather_window_task(s, t)
+        )
+        for src, tgt in WINDOW_PAIRS
+    }
+
+
+def all_task_builders():
+    """The default suite, then the windowed sensor tasks (``run.py --tasks``
+    accepts any of them)."""
+    return {**task_builders(), **sequence_task_builders()}
+
+
 def family(name):
     """The task family, from a task name (without loading any data)."""
     prefixes = {
@@ -241,7 +307,8 @@ def family(name):
         "fermentation": "soft sensor",
         "synthetic": "synthetic",
     }
-    return prefixes[name.split("-", 1)[0]]
+    prefix = name.split("-", 1)[0]
+    return "weather" if prefix.startswith("window") else prefixes[prefix]
 
 
 QUICK_TASKS = (

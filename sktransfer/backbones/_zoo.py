@@ -175,39 +175,93 @@ class MLPBackbone(nn.Module):
         return self.blocks(x.flatten(1))
 
 
-class CNN1d(nn.Module):
-    """1-D convolutional feature extractor for multichannel sequences and spectra.
+class _GlobalMean(nn.Module):
+    """Average over the sequence axis: ``(n, C, L) -> (n, C)``."""
 
-    Features are the global average of the last block (width ``channels[-1]``).
+    def forward(self, x):
+        return x.mean(dim=-1)
+
+
+_POOLINGS = ("positions", "flatten", "global")
+
+
+def _check_choice(owner, name, value, choices):
+    """``value`` if it is one of the strings ``choices``."""
+    if not isinstance(value, str):
+        raise TypeError(
+            f"{owner}: {name} must be a str, one of {list(choices)}; got "
+            f"{value!r} of type {type(value).__name__}."
+        )
+    if value not in choices:
+        raise ValueError(
+            f"{owner}: {name}={value!r} is not supported; use one of {list(choices)}."
+        )
+    return value
+
+
+class CNN1d(nn.Module):
+    """1-D convolutional feature extractor that keeps position along the sequence.
+
+    Convolution blocks (conv -> batch norm -> activation -> max pool), then a
+    readout that keeps *where* along the sequence a feature is: the last
+    block's map (average-pooled down to at most ``positions`` positions) is
+    flattened into one dense layer of width ``dense`` whose output are the
+    features, as in the chemometrics 1-D CNNs for spectra (Cui & Fearn 2018;
+    Bjerrum et al. 2017). Defaults measured against the ``"mlp"`` backbone on
+    NIR spectra and weather-sensor windows by ``benchmarks/cnn1d.py``.
 
     Parameters
     ----------
     in_channels : int >= 1
         Channels of the input sequence.
     channels : sequence of int >= 1, default=(16, 32)
-        Output channels of each convolution block (conv -> activation -> pool).
-    kernel_size : int >= 1, default=5
-        Width of every convolution ("same" padding).
+        Output channels of each convolution block.
+    kernel_size : int >= 1, default=7
+        Width of every convolution ("same" padding, so any length works).
     pool : int >= 1, default=2
         Max-pooling factor after each block (skipped where the sequence is
-        already too short).
+        already shorter than ``2 * pool``).
     activation : {"relu", "gelu", "tanh", "silu"}, default="relu"
-        Activation after each convolution.
+        Activation after each convolution and after the dense layer.
     batch_norm : bool, default=True
         Add ``BatchNorm1d`` after each convolution.
     length : int >= 1 or None, default=None
-        Sequence length, used only to size the pooling.
+        Sequence length (the registry passes it), used to size the pooling
+        and the dense layer. Required for ``pooling="flatten"``.
+    pooling : {"positions", "flatten", "global"}, default="positions"
+        Readout of the last block: ``"positions"`` averages it down to
+        ``positions`` positions (fewer when the sequence is shorter),
+        ``"flatten"`` keeps every position, ``"global"`` averages over the
+        whole sequence (position is lost: only for inputs where it does not
+        matter).
+    positions : int >= 1, default=256
+        Most positions kept by ``pooling="positions"``: a shorter map is kept
+        whole (as ``"flatten"``), a longer one averaged down to ``positions``
+        (which bounds the dense layer's size for long sequences).
+    dense : int >= 1 or None, default=32
+        Width of the dense layer after the readout (the feature width); None:
+        no dense layer, the features are the flattened readout.
+
+    Notes
+    -----
+    Up to sktransfer 0.1.0 the network was ``kernel_size=5,
+    pooling="global", dense=None`` (global average of the last block, which
+    discards position: about a constant's error on spectra): pass those to
+    rebuild it; its weights files and state dicts load into that setting.
     """
 
     def __init__(
         self,
         in_channels,
         channels=(16, 32),
-        kernel_size=5,
+        kernel_size=7,
         pool=2,
         activation="relu",
         batch_norm=True,
         length=None,
+        pooling="positions",
+        positions=256,
+        dense=32,
     ):
         super().__init__()
         owner = "CNN1d"
@@ -219,23 +273,55 @@ class CNN1d(nn.Module):
         batch_norm = _check_bool(owner, "batch_norm", batch_norm)
         if length is not None:
             length = _check_int(owner, "length", length)
-        blocks = []
-        current = length if length is not None else math.inf
-        for ch in channels:
-            block = [nn.Conv1d(width, ch, kernel_size, padding="same")]
-            if batch_norm:
-                block.append(nn.BatchNorm1d(ch))
-            block.append(act())
-            if pool > 1 and current >= 2 * pool:
-                block.append(nn.MaxPool1d(pool))
-                current = current // pool
-            blocks.append(nn.Sequential(*block))
-            width = ch
+        pooling = _check_choice(owner, "pooling", pooling, _POOLINGS)
+        positions = _check_int(owner, "positions", positions)
+        if dense is not None:
+            dense = _check_int(owner, "dense", dense)
+        if pooling == "flatten" and length is None:
+            raise ValueError(
+                f"{owner}: pooling='flatten' needs the sequence length; pass "
+                "length=... (the 'cnn1d' registry backbone passes it)."
+            )
+        blocks, current = _conv_blocks(
+            width, channels, kernel_size, pool, act, batch_norm, length
+        )
+        readout, width = _readout(pooling, positions, channels[-1], current)
+        if dense is not None:
+            readout += [nn.Linear(width, dense), act()]
+            width = dense
+        blocks.append(nn.Sequential(*readout))
         self.blocks = nn.Sequential(*blocks)
         self.out_features = width
 
     def forward(self, x):
-        return self.blocks(x).mean(dim=-1)
+        return self.blocks(x)
+
+
+def _conv_blocks(width, channels, kernel_size, pool, act, batch_norm, length):
+    """Convolution blocks, and the length after them (inf when unknown)."""
+    blocks = []
+    current = length if length is not None else math.inf
+    for ch in channels:
+        block = [nn.Conv1d(width, ch, kernel_size, padding="same")]
+        if batch_norm:
+            block.append(nn.BatchNorm1d(ch))
+        block.append(act())
+        if pool > 1 and current >= 2 * pool:
+            block.append(nn.MaxPool1d(pool))
+            current = current // pool
+        blocks.append(nn.Sequential(*block))
+        width = ch
+    return blocks, current
+
+
+def _readout(pooling, positions, n_channels, length):
+    """Modules mapping ``(n, C, L)`` to ``(n, d)``, and ``d``."""
+    if pooling == "global":
+        return [_GlobalMean()], n_channels
+    if pooling == "flatten":
+        return [nn.Flatten()], n_channels * length
+    kept = int(min(positions, length))
+    return [nn.AdaptiveAvgPool1d(kept), nn.Flatten()], n_channels * kept
 
 
 class GRUBackbone(nn.Module):
