@@ -208,6 +208,82 @@ def rsd_loss(features_source, features_target, base_weight=0.01, eps=1e-6):
     return sin.sum() + base_weight * (base - eps**0.5)
 
 
+def _gram_eigh(a):
+    """Eigen-decomposition of the Gram matrix ``G = a^T a / n`` (not differentiated).
+
+    A batch narrower than its width (n < D) is decomposed through its n x n
+    kernel ``a a^T / n``, which has the same non-zero eigenvalues and is
+    cheaper. Returns the absolute eigenvalues in descending order, padded with
+    zeros to D, and the eigenvectors of the decomposed matrix (in that order).
+
+    The two domains are decomposed one call each: a batched ``eigh`` is no
+    faster on CPU and rounds the second matrix differently, so identical
+    batches would no longer give identical spectra.
+    """
+    n, width = a.shape
+    lam, vec = torch.linalg.eigh(a.T @ a / n if n >= width else a @ a.T / n)
+    lam, vec = lam.flip(0).abs(), vec.flip(1)
+    return F.pad(lam, (0, width - lam.numel())), vec
+
+
+def _n_keep(lam, threshold):
+    """Leading eigenvalues holding ``threshold`` of the spectrum, and the
+    numerical rank (noise eigenvalues would make G^+ explode)."""
+    ratio = torch.cumsum(lam, 0) / lam.sum().clamp_min(1e-12)
+    t = max(float(ratio[1]), threshold) if lam.numel() > 1 else threshold
+    keep = int((ratio <= t + 1e-6).sum())
+    rank = int((lam > 1e-5 * lam[0]).sum())
+    return keep, max(rank, 1)
+
+
+def _principal(a, lam, vec, m):
+    """The m leading eigenvectors (D, m) of ``G = a^T a / n``."""
+    if vec.shape[0] == a.shape[1]:  # decomposed G itself
+        return vec[:, :m]
+    # decomposed the kernel K = a a^T / n: G a^T u = lam a^T u, |a^T u|^2 = n lam
+    return a.T @ vec[:, :m] / torch.sqrt(len(a) * lam[:m])
+
+
+class _InverseGram(torch.autograd.Function):
+    """From ``A`` (n, D) and the leading eigenpairs of ``G = A^T A / n``: the
+    first ``keep`` eigenvalues and the pseudo-inverse of G truncated to the
+    given m >= keep directions.
+
+    The backward is the one of ``torch.linalg.svdvals`` and
+    ``torch.linalg.pinv(hermitian=True)`` (the constant-rank derivative of the
+    pseudo-inverse, Golub & Pereyra 1973), written in the m kept directions.
+    It never divides by a gap between eigenvalues, so repeated eigenvalues
+    (duplicate rows, identical batches) leave it finite.
+    """
+
+    @staticmethod
+    def forward(ctx, a, vec, lam, keep):
+        ctx.save_for_backward(a, vec, lam)
+        ctx.keep = keep
+        return lam[:keep].clone(), (vec / lam) @ vec.T
+
+    @staticmethod
+    def backward(ctx, g_lam, g_pinv):
+        a, v, lam = ctx.saved_tensors
+        s = 1.0 / lam
+        # the symmetrised gradient g_G + g_G^T of X = G^+ = V S V^T (P = V V^T,
+        # gs = g + g^T) is -X gs X + (I - P) gs X^2 + X^2 gs (I - P)
+        # = -V S Bs S V^T + E S^2 V^T + V S^2 E^T (W = gs V, Bs = V^T W,
+        # E = W - V Bs); the eigenvalues add 2 V diag(g_lam) V^T; and
+        # G = A^T A / n turns it into g_A = A (g_G + g_G^T) / n
+        if g_pinv is None:
+            g_pinv = v.new_zeros(v.shape[0], v.shape[0])
+        w = (g_pinv + g_pinv.T) @ v
+        bs = v.T @ w
+        e = w - v @ bs
+        inner = -(s.unsqueeze(1) * bs * s.unsqueeze(0))
+        if g_lam is not None:
+            inner = inner + torch.diag(F.pad(2.0 * g_lam, (0, lam.numel() - ctx.keep)))
+        av = a @ v
+        g_a = (av @ inner + (a @ e) * s.pow(2)) @ v.T + (av * s.pow(2)) @ e.T
+        return g_a / len(a), None, None, None
+
+
 @fill_doc
 def daregram_loss(
     features_source,
@@ -227,6 +303,10 @@ def daregram_loss(
     ``k``, and ``k`` never exceeds the numerical rank of either Gram matrix,
     so small target batches stay stable).
 
+    One ``eigh`` per domain gives both the eigenvalues and the pseudo-inverse
+    (of the n x n kernel ``A A^T / n`` when the batch is narrower than the
+    features), in float64.
+
     Parameters
     ----------
     %(features)s
@@ -243,36 +323,26 @@ def daregram_loss(
     """
     ones_s = features_source.new_ones(features_source.shape[0], 1)
     ones_t = features_target.new_ones(features_target.shape[0], 1)
-    # Gram algebra in float64: eigh/pinv on nearly singular float32 Gram
+    # Gram algebra in float64: eigh on nearly singular float32 Gram
     # matrices can fail to converge (seen on real spectra)
     a = torch.cat([ones_s, features_source], 1).double()
     b = torch.cat([ones_t, features_target], 1).double()
-    gram_a = a.T @ a / a.shape[0]
-    gram_b = b.T @ b / b.shape[0]
-    lam_a = torch.linalg.svdvals(gram_a)
-    lam_b = torch.linalg.svdvals(gram_b)
-
-    def n_keep(lam):
-        """Leading eigenvalues holding ``threshold`` of the spectrum, capped
-        at the numerical rank (noise eigenvalues would make G^+ explode)."""
-        lam = lam.detach()
-        ratio = torch.cumsum(lam, 0) / lam.sum().clamp_min(1e-12)
-        t = max(float(ratio[1]), threshold) if lam.numel() > 1 else threshold
-        keep = int((ratio <= t + 1e-6).sum())
-        rank = int((lam > 1e-5 * lam[0]).sum())
-        return keep, max(rank, 1)
-
-    keep_a, rank_a = n_keep(lam_a)
-    keep_b, rank_b = n_keep(lam_b)
+    lam_a, vec_a = _gram_eigh(a.detach())
+    lam_b, vec_b = _gram_eigh(b.detach())
+    keep_a, rank_a = _n_keep(lam_a, threshold)
+    keep_b, rank_b = _n_keep(lam_b, threshold)
     keep = max(1, min(max(keep_a, keep_b), rank_a, rank_b))
-    # keep eigenvalues 0..keep-1: the cut sits just below the last one kept
-    rtol_a = (0.999 * lam_a[keep - 1] / lam_a[0].clamp_min(1e-12)).detach()
-    rtol_b = (0.999 * lam_b[keep - 1] / lam_b[0].clamp_min(1e-12)).detach()
-    pinv_a = torch.linalg.pinv(gram_a, rtol=rtol_a, hermitian=True)
-    pinv_b = torch.linalg.pinv(gram_b, rtol=rtol_b, hermitian=True)
+    terms = []
+    for m, lam, vec in ((a, lam_a, vec_a), (b, lam_b, vec_b)):
+        # as pinv(rtol=0.999 lam[keep-1] / lam[0]): the kept eigenvalues and
+        # any within 0.1 % below the last one
+        n_inv = int((lam > 0.999 * lam[keep - 1]).sum())
+        v = _principal(m.detach(), lam, vec, n_inv)
+        terms.append(_InverseGram.apply(m, v, lam[:n_inv], keep))
+    (top_a, pinv_a), (top_b, pinv_b) = terms
     cos = F.cosine_similarity(pinv_a, pinv_b, dim=0, eps=1e-6)
     angle = (1.0 - cos).abs().mean()
-    scale = torch.linalg.vector_norm(lam_a[:keep] - lam_b[:keep]) / keep
+    scale = torch.linalg.vector_norm(top_a - top_b) / keep
     loss = angle_weight * angle + scale_weight * scale
     return loss.to(features_source.dtype)
 

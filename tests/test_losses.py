@@ -5,6 +5,7 @@ methods do with them is tested over the method registry in test_adaptation.py.""
 import numpy as np
 import pytest
 import torch
+from daregram_reference import daregram_loss_reference
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -173,3 +174,74 @@ def test_domain_discriminator_ends_in_one_logit():
     assert disc(torch.zeros(7, 5)).shape == (7,)
     linears = [m for m in disc.modules() if isinstance(m, torch.nn.Linear)]
     assert [m.out_features for m in linears] == [3, 3, 1]
+
+
+def _daregram_inputs(kind, n_s, n_t, d, seed):
+    """Feature batches of a given kind: random, rank-deficient (a few ReLU
+    directions), or with duplicate rows (and an identical target)."""
+    gen = torch.Generator().manual_seed(seed)
+    fs = torch.randn(n_s, d, generator=gen, dtype=torch.float64)
+    ft = torch.randn(n_t, d, generator=gen, dtype=torch.float64) * 2 + 1
+    if kind == "rank_deficient":
+        r = max(1, d // 4)
+        fs = torch.relu(fs[:, :r] @ torch.randn(r, d, generator=gen).double())
+        ft = ft[:, :r] @ torch.randn(r, d, generator=gen).double()
+    elif kind == "duplicate_rows":
+        fs = fs[torch.arange(n_s) % max(1, n_s // 3)]
+        ft = fs.clone() if n_s == n_t else ft[torch.arange(n_t) % 2]
+    return fs, ft
+
+
+def _loss_and_grads(loss_fn, fs, ft):
+    fs = fs.clone().requires_grad_(True)
+    ft = ft.clone().requires_grad_(True)
+    loss = loss_fn(fs, ft)
+    loss.backward()
+    return loss.detach(), fs.grad, ft.grad
+
+
+@pytest.mark.parametrize("kind", ["random", "rank_deficient", "duplicate_rows"])
+@pytest.mark.parametrize(
+    "n_s, n_t, d",
+    [
+        (64, 64, 128),  # the default: batch narrower than the features
+        (64, 23, 128),  # a short target batch
+        (40, 40, 16),  # batch wider than the features
+        (7, 50, 12),  # one of each
+        (3, 3, 1),
+        (1, 5, 4),  # a single source row
+    ],
+)
+def test_daregram_equals_the_reference_implementation(kind, n_s, n_t, d):
+    """One eigh per domain (of the n x n kernel when the batch is narrower
+    than the features) computes the loss and the gradient the two svdvals
+    and two pinv did (tests/daregram_reference.py)."""
+    fs, ft = _daregram_inputs(kind, n_s, n_t, d, seed=n_s * 1000 + d)
+    ours = _loss_and_grads(daregram_loss, fs, ft)
+    ref = _loss_and_grads(daregram_loss_reference, fs, ft)
+    for a, b in zip(ours, ref):
+        assert torch.isfinite(a).all()
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from(["random", "rank_deficient", "duplicate_rows"]),
+    st.integers(1, 40),
+    st.integers(1, 40),
+    st.integers(1, 48),
+    st.integers(0, 2**31 - 1),
+    st.booleans(),
+)
+def test_daregram_finite_and_equal_to_the_reference(kind, n_s, n_t, d, seed, single):
+    fs, ft = _daregram_inputs(kind, n_s, n_t, d, seed)
+    if single:
+        fs, ft = fs.float(), ft.float()
+    loss, g_s, g_t = _loss_and_grads(daregram_loss, fs, ft)
+    assert loss.dtype == fs.dtype
+    assert torch.isfinite(loss) and torch.isfinite(g_s).all()
+    assert torch.isfinite(g_t).all()
+    ref = _loss_and_grads(daregram_loss_reference, fs, ft)
+    for a, b in zip((loss, g_s, g_t), ref):
+        scale = float(b.abs().max()) + 1e-12
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5 * scale)
