@@ -16,6 +16,7 @@ from sktransfer._base import BaseTransferEstimator, TrainingPlan
 from sktransfer._docs import fill_doc
 from sktransfer._warnings import warn
 from sktransfer.adaptation import get_method, reestimate_batch_norm
+from sktransfer.adaptation._auto import choose_method
 from sktransfer.data import loss_weights
 from sktransfer.finetuning import parameter_groups
 
@@ -46,8 +47,18 @@ class DomainAdaptRegressor(BaseTransferEstimator):
     Parameters
     ----------
     %(model_parameters)s
-    method : str, default="adabn"
-        A registered adaptation method (:mod:`sktransfer.adaptation`):
+    method : str, default="auto"
+        ``"auto"`` or a registered adaptation method
+        (:mod:`sktransfer.adaptation`). ``"auto"`` does no harm by
+        construction: with at least 6 labelled target rows it chooses among
+        ``source_only``, ``adabn`` and ``rsd`` by 3-fold cross-validation
+        over those rows (each candidate fitted with this estimator's other
+        parameters, the held-out rows kept as unlabelled target rows; about
+        ten fits in all), ``source_only`` winning ties; with fewer it trains
+        ``source_only``, because no criterion computed from unlabelled rows
+        told, on the public suite, when adaptation helps (``adabn`` gains on
+        instrument shifts and loses badly on a climate shift; see
+        docs/benchmarks.md). The choice is ``method_``. Methods:
 
         - ``"source_only"``: no adaptation loss (the baseline to beat).
         - ``"adabn"``: per-domain normalisation (Li et al., 2016): each
@@ -59,8 +70,10 @@ class DomainAdaptRegressor(BaseTransferEstimator):
         - ``"rsd"``: Representation Subspace Distance (Chen et al., ICML 2021).
         - ``"daregram"``: DARE-GRAM (Nejjar et al., WACV 2024).
 
-        No method is safe on every task: compare with ``source_only`` on your
-        own split (docs/benchmarks.md).
+        No fixed method is safe on every task: when you know the shift (an
+        instrument's gain and offset: ``adabn``), name it; otherwise keep
+        ``"auto"`` or compare with ``source_only`` on your own split
+        (docs/benchmarks.md).
     da_weight : float or "auto", default="auto"
         Weight of the adaptation loss; ``"auto"`` takes the method's
         conservative ``default_weight``.
@@ -76,6 +89,12 @@ class DomainAdaptRegressor(BaseTransferEstimator):
     Attributes
     ----------
     %(attributes)s
+    method_ : str
+        The method trained (the one ``"auto"`` chose).
+    method_scores_ : dict of str -> float or None
+        ``"auto"``'s cross-validated squared error of each candidate (summed
+        over the held-out labelled target rows); None when it did not
+        cross-validate (a named method, or too few labelled target rows).
     da_weight_ : float
         The adaptation weight used.
     domain_stats_ : dict of int -> (mean, scale) or None
@@ -118,7 +137,7 @@ class DomainAdaptRegressor(BaseTransferEstimator):
         head="auto",
         input_shape=None,
         standardize_X="auto",
-        method="adabn",
+        method="auto",
         da_weight="auto",
         da_ramp="dann",
         domain_norm=False,
@@ -170,7 +189,20 @@ class DomainAdaptRegressor(BaseTransferEstimator):
 
     def _check_params(self):
         super()._check_params()
-        get_method(self.method)
+        if self.method != "auto":
+            get_method(self.method)
+
+    def _method_name(self):
+        """The method this fit trains (``"auto"`` resolved)."""
+        if self.method == "auto":
+            return self._auto_choice[0]
+        return self.method
+
+    def _fit_stages(self, X, y, sample_weight, sample_domain):
+        if self.method == "auto":
+            self._check_params()
+            self._auto_choice = choose_method(self, X, y, sample_domain, sample_weight)
+        return super()._fit_stages(X, y, sample_weight, sample_domain)
 
     def _loss_weights(self, masks, sample_weight, plan):
         # semi-supervised: over an epoch the labelled target rows weigh as much
@@ -186,12 +218,15 @@ class DomainAdaptRegressor(BaseTransferEstimator):
         )
 
     def _per_domain_scaling(self, masks):
-        per_domain = self.domain_norm or get_method(self.method).per_domain_scaling
+        per_domain = (
+            self.domain_norm or get_method(self._method_name()).per_domain_scaling
+        )
         return per_domain and masks.n_target > 0
 
     def _plan(self, network, origin, masks):
         """The adaptation plan: the method's loss, modules, callbacks, batching."""
-        method = get_method(self.method)
+        name = self._method_name()
+        method = get_method(name)
         groups, _ = parameter_groups(
             network, lr=self.lr, weight_decay=self._weight_decay()
         )
@@ -202,15 +237,15 @@ class DomainAdaptRegressor(BaseTransferEstimator):
         if not masks.source.any():
             warn(
                 "No source rows (sample_domain >= 0 or a finite y without "
-                f"sample_domain) were given: method={self.method!r} cannot adapt, "
+                f"sample_domain) were given: method={name!r} cannot adapt, "
                 "so the model is trained on the labelled target rows alone."
             )
             return plan
         if masks.n_target == 0:
-            if self.method != "source_only":
+            if name != "source_only":
                 warn(
                     f"No target rows (sample_domain < 0 or NaN y) were given: "
-                    f"method={self.method!r} cannot adapt, so the model is trained "
+                    f"method={name!r} cannot adapt, so the model is trained "
                     "on the source rows alone."
                 )
             return plan
@@ -218,7 +253,7 @@ class DomainAdaptRegressor(BaseTransferEstimator):
             p.requires_grad for p in network.backbone.parameters()
         ):
             warn(
-                f"method={self.method!r} aligns the backbone's features, but the "
+                f"method={name!r} aligns the backbone's features, but the "
                 "backbone has no trainable parameters (the features are the "
                 "inputs), so its loss cannot act; the model is trained as "
                 "method='source_only'. Use method='adabn' (per-domain scaling) "
@@ -236,12 +271,15 @@ class DomainAdaptRegressor(BaseTransferEstimator):
                 if getattr(self, name) != default:
                     warn(
                         f"{name}={getattr(self, name)!r} has no effect: "
-                        f"method={self.method!r} has no adaptation loss."
+                        f"method={name!r} has no adaptation loss."
                     )
         return plan
 
     def _publish(self, fit):
         super()._publish(fit)
+        self.method_ = self._method_name()
+        self.method_scores_ = self._auto_choice[1] if self.method == "auto" else None
+        self.__dict__.pop("_auto_choice", None)
         self.da_weight_ = fit.plan.da_weight
         self.domain_stats_ = fit.scaling.domain_stats_
 

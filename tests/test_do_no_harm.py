@@ -173,3 +173,83 @@ def test_a_fine_tuned_model_knows_the_source_range_too(recwarn):
     assert (high >= source.input_range_[1]).all()
     tuned.predict(X)  # within the source's range: no warning
     assert not [w for w in recwarn if "training range" in str(w.message)]
+
+
+# ------------------------------------------------- method="auto" does no harm
+SMALL = {"backbone_params": {"hidden_sizes": (16,)}, "max_epochs": 15, "lr": 3e-3}
+
+
+def _stack(Xs, ys, Xt, yt, n_labelled):
+    X = np.vstack([Xs, Xt])
+    y = np.r_[ys, np.full(len(Xt), np.nan)]
+    y[len(Xs) : len(Xs) + n_labelled] = yt[:n_labelled]
+    domain = np.r_[np.zeros(len(Xs), int), -np.ones(len(Xt), int)]
+    return X, y, domain
+
+
+def test_auto_is_the_default_and_without_labels_trains_source_only(uda):
+    X, y, _, _ = uda
+    assert DomainAdaptRegressor().method == "auto"
+    auto = DomainAdaptRegressor(random_state=0, **SMALL).fit(X, y)
+    assert auto.method_ == "source_only" and auto.method_scores_ is None
+    plain = DomainAdaptRegressor(method="source_only", random_state=0, **SMALL)
+    np.testing.assert_array_equal(auto.predict(X), plain.fit(X, y).predict(X))
+
+
+def test_auto_with_too_few_labels_trains_source_only():
+    Xs, ys, Xt, yt = make_domain_shift(200, 100, random_state=0)
+    X, y, domain = _stack(Xs, ys, Xt, yt, n_labelled=5)
+    auto = DomainAdaptRegressor(random_state=0, **SMALL)
+    auto.fit(X, y, sample_domain=domain)
+    assert auto.method_ == "source_only" and auto.method_scores_ is None
+
+
+def test_auto_chooses_per_domain_scaling_for_an_instrument_shift():
+    # the target's inputs are the source's under a gain and an offset
+    rng = np.random.RandomState(0)
+    coef = rng.normal(size=6)
+    Xs = rng.normal(size=(300, 6))
+    Xt_clean = rng.normal(size=(200, 6))
+    Xt = Xt_clean * 3.0 + 5.0
+    ys, yt = Xs @ coef, Xt_clean @ coef
+    X, y, domain = _stack(Xs, ys, Xt[:150], yt[:150], n_labelled=12)
+    auto = DomainAdaptRegressor(random_state=0, **SMALL)
+    auto.fit(X, y, sample_domain=domain)
+    assert set(auto.method_scores_) == {"source_only", "adabn", "rsd"}
+    assert auto.method_ == "adabn"
+    named = DomainAdaptRegressor(method="adabn", random_state=0, **SMALL)
+    named.fit(X, y, sample_domain=domain)
+    np.testing.assert_allclose(auto.predict(Xt[150:]), named.predict(Xt[150:]))
+    plain = DomainAdaptRegressor(method="source_only", random_state=0, **SMALL)
+    plain.fit(X, y, sample_domain=domain)
+    assert auto.score(Xt[150:], yt[150:]) > plain.score(Xt[150:], yt[150:]) + 0.2
+
+
+def test_auto_rejects_per_domain_scaling_where_the_relation_holds_in_raw_units():
+    # a climate shift: the target is warmer, y = tomorrow ~ today in raw units,
+    # so standardising each domain on its own maps the target onto the source
+    rng = np.random.RandomState(1)
+    Xs = rng.normal(50.0, 5.0, size=(300, 3))
+    Xt = rng.normal(75.0, 2.0, size=(200, 3))
+    ys = Xs.mean(1) + rng.normal(0, 0.5, 300)
+    yt = Xt.mean(1) + rng.normal(0, 0.5, 200)
+    X, y, domain = _stack(Xs, ys, Xt[:150], yt[:150], n_labelled=10)
+    linear = {"backbone": "linear"}
+    auto = DomainAdaptRegressor(random_state=0, **linear).fit(
+        X, y, sample_domain=domain
+    )
+    assert auto.method_scores_["adabn"] > auto.method_scores_["source_only"]
+    assert auto.method_ != "adabn"
+    adabn = DomainAdaptRegressor(method="adabn", **linear)
+    adabn.fit(X, y, sample_domain=domain)
+    assert auto.score(Xt[150:], yt[150:]) > adabn.score(Xt[150:], yt[150:])
+
+
+def test_auto_leaves_the_estimator_unchanged_when_fit_fails():
+    Xs, ys, Xt, yt = make_domain_shift(60, 40, random_state=0)
+    X, y, domain = _stack(Xs, ys, Xt, yt, n_labelled=10)
+    est = DomainAdaptRegressor(random_state=0, **SMALL)
+    before = dict(est.__dict__)
+    with pytest.raises(ValueError, match="sample_weight"):
+        est.fit(X, y, sample_domain=domain, sample_weight=-np.ones(len(X)))
+    assert est.__dict__ == before

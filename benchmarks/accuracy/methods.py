@@ -50,6 +50,7 @@ class Method:
     fn: object
     constant: bool = False  # fitted once per seed (source only), same in every regime
     spectra_only: bool = False
+    default: str = ""  # "TR" / "DA": what a user gets from that estimator's defaults
 
 
 # ------------------------------------------------------------------ helpers
@@ -500,9 +501,20 @@ METHODS = [
     Method("target: TR mlp", "target-only", "labelled", target_tr_mlp),
     Method("target: HGB", "target-only", "labelled", target_hgb),
     Method("target: PLS", "target-only", "labelled", target_pls, spectra_only=True),
-    *[Method(f"TR {s}", "ours: transfer", "labelled", _finetune(s)) for s in FINETUNE],
+    *[
+        Method(
+            f"TR {s}",
+            "ours: transfer",
+            "labelled",
+            _finetune(s),
+            default="TR" if s == "full" else "",
+        )
+        for s in FINETUNE
+    ],
     Method("TR linear+l2sp", "ours: transfer", "labelled", linear_l2sp),
     *[Method(f"DA {m}", "ours: DA", "all", _da(m)) for m in DA_METHODS],
+    # DomainAdaptRegressor()'s default: chosen from the labelled target rows
+    Method("DA auto", "ours: DA", "all", _da("auto"), default="DA"),
     # a linear model with per-domain standardisation, solved in closed form
     Method("DA adabn linear", "ours: DA", "all", _da("adabn", "linear")),
     Method("skada DeepCoral", "peer", "zero", _skada("coral")),

@@ -329,6 +329,79 @@ def plot_task(agg, task, info, path):
     plt.close(fig)
 
 
+def _default_names():
+    return {m.default: m.name for m in M.METHODS if m.default}
+
+
+def defaults_table(agg, info):
+    """Rows: task x regime. What each estimator gives at its defaults, next to
+    the source-only and target-only baselines and the best of ours."""
+    defaults = _default_names()
+    rows, losses = [], []
+    for task in _tasks_in_order(info):
+        keys = sorted(n for (t, n) in agg if t == task)
+        dec = _decimals(
+            [c["mean"] for n in keys for c in agg[(task, n)].values() if c["mean"]]
+        )
+        for n in keys:
+            row = agg[(task, n)]
+
+            def best(groups, row=row):
+                cands = [
+                    (m, c)
+                    for m, c in row.items()
+                    if c["group"] in groups and _ranked(c)
+                ]
+                return min(cands, key=lambda mc: mc[1]["mean"]) if cands else None
+
+            src = best(("source-only",))
+            cells = []
+            for key in ("TR", "DA"):
+                c = row.get(defaults.get(key))
+                if c is None or not _ranked(c):
+                    cells.append("—")
+                    continue
+                cells.append(fmt_cell(c, dec, reason=False))
+                if src and c["mean"] > src[1]["mean"] + src[1]["std"] + c["std"]:
+                    losses.append(f"{defaults[key]} on {task} ({n} labels)")
+            for pick in (
+                src,
+                best(("target-only",)),
+                best(("ours: transfer", "ours: DA")),
+                best(("peer",)),
+            ):
+                cells.append(
+                    f"{fmt_cell(pick[1], dec, reason=False)} {pick[0]}" if pick else "—"
+                )
+            rows.append([task, next(iter(row.values()))["regime"], *cells])
+    header = [
+        "task",
+        "target labels",
+        f"default TR ({defaults.get('TR', '?')})",
+        f"default DA ({defaults.get('DA', '?')})",
+        "best source-only",
+        "best target-only",
+        "best of ours",
+        "best peer",
+    ]
+    return C.md_table(header, rows), losses
+
+
+def _defaults_section(agg, info):
+    table, losses = defaults_table(agg, info)
+    if losses:
+        verdict = (
+            "A default worse than the best source-only model by more than the "
+            "two spreads: " + "; ".join(losses) + "."
+        )
+    else:
+        verdict = (
+            "No default is worse than the best source-only model by more than "
+            "the two spreads (mean + std of each)."
+        )
+    return [table, "", verdict, ""]
+
+
 def make_report(csv_path, out_dir, meta):
     rows = C.read_rows(csv_path)
     agg, info = aggregate(rows)
@@ -363,6 +436,14 @@ def make_report(csv_path, out_dir, meta):
         "do not see target labels, so their value repeats across regimes. "
         "Protocols: `benchmarks/accuracy/README.md`.",
         "",
+        "## Defaults: what a user gets without tuning",
+        "",
+        "`TransferRegressor(TransferRegressor().fit(X_source, y_source))"
+        ".fit(X_target, y_target)` and `DomainAdaptRegressor().fit(X, y, "
+        "sample_domain)`, at the suite's epochs, next to the baselines and "
+        "the best configuration.",
+        "",
+        *_defaults_section(agg, info),
         "## Summary: best of each family",
         "",
         summary_table(agg, info),
