@@ -131,7 +131,7 @@ class TrainingPlan:
         rather than toward zero (weight decay).
     head_penalty : float or "auto"
         The exact solver's penalty strength; ``"auto"`` chooses it by
-        generalised cross-validation.
+        leave-one-out cross-validation.
     """
 
     param_groups: list
