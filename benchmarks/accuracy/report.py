@@ -329,6 +329,15 @@ def plot_task(agg, task, info, path):
     plt.close(fig)
 
 
+#: the source-only model with the same (default) backbone as each default
+SAME_BACKBONE = {"TR": "source: TR mlp", "DA": "DA source_only"}
+
+
+def _worse(cell, other):
+    """Worse beyond noise: by more than the two seed spreads."""
+    return cell["mean"] > other["mean"] + other["std"] + cell["std"]
+
+
 def _default_names():
     return {m.default: m.name for m in M.METHODS if m.default}
 
@@ -337,7 +346,7 @@ def defaults_table(agg, info):
     """Rows: task x regime. What each estimator gives at its defaults, next to
     the source-only and target-only baselines and the best of ours."""
     defaults = _default_names()
-    rows, losses = [], []
+    rows, losses = [], {"same": [], "best": []}
     for task in _tasks_in_order(info):
         keys = sorted(n for (t, n) in agg if t == task)
         dec = _decimals(
@@ -362,8 +371,14 @@ def defaults_table(agg, info):
                     cells.append("—")
                     continue
                 cells.append(fmt_cell(c, dec, reason=False))
-                if src and c["mean"] > src[1]["mean"] + src[1]["std"] + c["std"]:
-                    losses.append(f"{defaults[key]} on {task} ({n} labels)")
+                where = f"{defaults[key]} on {task} ({n} labels)"
+                same = row.get(SAME_BACKBONE[key])
+                if same and _ranked(same) and _worse(c, same):
+                    losses["same"].append(
+                        f"{where}: {c['mean']:.4g} vs {same['mean']:.4g}"
+                    )
+                if src and _worse(c, src[1]):
+                    losses["best"].append(where)
             for pick in (
                 src,
                 best(("target-only",)),
@@ -389,17 +404,25 @@ def defaults_table(agg, info):
 
 def _defaults_section(agg, info):
     table, losses = defaults_table(agg, info)
-    if losses:
+    same = ", ".join(SAME_BACKBONE.values())
+    if losses["same"]:
         verdict = (
-            "A default worse than the best source-only model by more than the "
-            "two spreads: " + "; ".join(losses) + "."
+            f"Worse than the source-only model of the same backbone ({same}) "
+            "by more than the two seed spreads: " + "; ".join(losses["same"]) + "."
         )
     else:
         verdict = (
-            "No default is worse than the best source-only model by more than "
-            "the two spreads (mean + std of each)."
+            f"No default is worse than the source-only model of the same "
+            f"backbone ({same}) by more than the two seed spreads."
         )
-    return [table, "", verdict, ""]
+    best = (
+        "Worse than the best source-only model of any family (a linear model "
+        "or PLS) by more than the two spreads, in "
+        f"{len(losses['best'])} of the cells: "
+        + ("; ".join(losses["best"]) or "none")
+        + "."
+    )
+    return [table, "", verdict, "", best, ""]
 
 
 def make_report(csv_path, out_dir, meta):
