@@ -402,6 +402,30 @@ def defaults_table(agg, info):
     return C.md_table(header, rows), losses
 
 
+def standing(agg):
+    """How often the best of ours is below the best peer, at or below the best
+    of every other method, and within the two seed spreads of it."""
+    peers = others = noise = 0
+    for row in agg.values():
+        ranked = {m: c for m, c in row.items() if _ranked(c)}
+        ours = [c for c in ranked.values() if c["group"].startswith("ours")]
+        rest = [c for c in ranked.values() if not c["group"].startswith("ours")]
+        peer = [c for c in rest if c["group"] == "peer"]
+        if not ours or not rest:
+            continue
+        best = min(ours, key=lambda c: c["mean"])
+        other = min(rest, key=lambda c: c["mean"])
+        peers += bool(peer) and best["mean"] < min(c["mean"] for c in peer)
+        others += best["mean"] <= other["mean"]
+        noise += best["mean"] <= other["mean"] + other["std"] + best["std"]
+    return (
+        f"Best of ours below the best peer in {peers} of {len(agg)} cells; at or "
+        f"below the best of every other method (peers, PLS, boosting, source- "
+        f"and target-only) in {others}; within the two seed spreads of it in "
+        f"{noise}."
+    )
+
+
 def _defaults_section(agg, info):
     table, losses = defaults_table(agg, info)
     same = ", ".join(SAME_BACKBONE.values())
@@ -474,6 +498,8 @@ def make_report(csv_path, out_dir, meta):
         f"Rank-1 counts over the {len(agg)} task x regime rows: "
         + ", ".join(f"{m} {k}" for m, k in win_counts(agg, info).items())
         + ".",
+        "",
+        standing(agg),
         "",
         "## Head to head",
         "",
