@@ -7,10 +7,13 @@ callbacks, discriminative learning rates and L2-SP anchors
 
 from numbers import Real
 
+import numpy as np
+import torch
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from sktransfer._base import BaseTransferEstimator, TrainingPlan
+from sktransfer._base import BaseTransferEstimator, TrainingPlan, _unfrozen
+from sktransfer._choice import choose
 from sktransfer._docs import fill_doc
 from sktransfer._warnings import warn
 from sktransfer.finetuning import get_strategy, parameter_groups
@@ -18,6 +21,11 @@ from sktransfer.finetuning import get_strategy, parameter_groups
 #: the L2-SP strength of ``l2sp="auto"`` where it cannot be chosen exactly (the
 #: gradient loop): the value that helped on every task measured (docs/benchmarks.md)
 AUTO_L2SP = 0.1
+#: ``finetune="auto"``'s candidates, (strategy, L2-SP strength under
+#: ``l2sp="auto"``), in order of preference (the first is the fallback)
+AUTO_FINETUNE = (("full", 0.1), ("full", 1.0), ("lp_ft", 0.1), ("linear_probe", 0.1))
+#: fewest labelled rows for which ``finetune="auto"`` cross-validates
+AUTO_FINETUNE_MIN_ROWS = 10
 
 
 @fill_doc
@@ -35,7 +43,13 @@ class TransferRegressor(BaseTransferEstimator):
     finetune : str, default="full"
         A registered fine-tuning strategy (:mod:`sktransfer.finetuning`):
         ``"full"``, ``"linear_probe"`` (backbone frozen), ``"lp_ft"`` (probe,
-        then fine-tune) or ``"gradual"`` (unfreeze from the top).
+        then fine-tune) or ``"gradual"`` (unfreeze from the top); or
+        ``"auto"``: for a pretrained backbone with parameters and at least 10
+        labelled rows, the strategy and L2-SP strength (with ``l2sp="auto"``;
+        else ``l2sp`` as given) chosen among ``full`` with 0.1 and 1.0,
+        ``lp_ft`` and ``linear_probe`` with 0.1 by 3-fold cross-validation
+        over the rows (12 fits before the final one), ``full`` winning ties;
+        otherwise ``full``. The choice is ``finetune_``.
     backbone_lr : float, default=0.1
         Learning-rate multiplier for *pretrained* backbone parameters
         (discriminative learning rates). A backbone trained from scratch uses
@@ -57,6 +71,11 @@ class TransferRegressor(BaseTransferEstimator):
     %(attributes)s
     l2sp_ : float
         The L2-SP strength used (the one ``"auto"`` chose for the closed form).
+    finetune_ : str
+        The strategy trained (the one ``finetune="auto"`` chose).
+    finetune_scores_ : dict of str -> float or None
+        ``finetune="auto"``'s cross-validated squared error per candidate
+        (summed over the held-out rows); None when it did not cross-validate.
 
     See Also
     --------
@@ -139,11 +158,62 @@ class TransferRegressor(BaseTransferEstimator):
 
     def _check_params(self):
         super()._check_params()
-        get_strategy(self.finetune)
+        if self.finetune != "auto":
+            get_strategy(self.finetune)
+
+    def _strategy_name(self):
+        """The strategy this fit trains (``"auto"`` resolved)."""
+        if self.finetune == "auto":
+            return self._auto_choice[0]
+        return self.finetune
+
+    def _fit_stages(self, X, y, sample_weight, sample_domain):
+        if self.finetune == "auto":
+            self._check_params()
+            self._auto_choice = self._choose_finetune(X, y, sample_weight)
+        return super()._fit_stages(X, y, sample_weight, sample_domain)
+
+    def _trains_pretrained_parameters(self):
+        """The backbone is pretrained and has parameters to fine-tune."""
+        source = _unfrozen(self.backbone)
+        if isinstance(source, BaseTransferEstimator):
+            module = getattr(getattr(source, "net_", None), "module_", None)
+            backbone = getattr(module, "backbone", None)
+            return backbone is not None and any(True for _ in backbone.parameters())
+        if isinstance(source, torch.nn.Module):
+            return any(True for _ in source.parameters())
+        return self.weights is not None and source != "linear"
+
+    def _choose_finetune(self, X, y, sample_weight):
+        """(strategy, L2-SP strength, scores) for ``finetune="auto"``."""
+        fallback = ("full", self.l2sp, None)
+        n_rows = getattr(X, "shape", (len(X),))[0]
+        if n_rows < AUTO_FINETUNE_MIN_ROWS or not self._trains_pretrained_parameters():
+            return fallback
+        try:
+            values = np.asarray(y, dtype=np.float64)
+        except (TypeError, ValueError):  # left to fit's own validation
+            return fallback
+        candidates = {}
+        for strategy, strength in AUTO_FINETUNE:
+            l2sp = strength if self.l2sp == "auto" else self.l2sp
+            name = f"{strategy}, l2sp={l2sp:g}"
+            candidates.setdefault(name, {"finetune": strategy, "l2sp": l2sp})
+        best, scores = choose(
+            self,
+            candidates,
+            X,
+            values,
+            np.arange(len(values)),
+            unlabel=False,
+            sample_weight=sample_weight,
+            fit_params={},
+        )
+        return candidates[best]["finetune"], candidates[best]["l2sp"], scores
 
     def _plan(self, network, origin, masks):
         """The fine-tuning plan: strategy callbacks, learning rates, L2-SP."""
-        strategy = get_strategy(self.finetune)
+        strategy = get_strategy(self._strategy_name())
         l2sp = self._l2sp()
         groups, anchored = parameter_groups(
             network,
@@ -176,19 +246,28 @@ class TransferRegressor(BaseTransferEstimator):
         unpenalised (the exact fit nearest to it), since decay toward zero
         would discard what it learned."""
         if anchor_head:
-            return self.l2sp
+            return self._l2sp_setting()
         if self.weight_decay == "auto" and origin.head_pretrained:
             return 0.0
         return self.weight_decay
 
+    def _l2sp_setting(self):
+        """``l2sp``, or the strength ``finetune="auto"`` chose."""
+        return self._auto_choice[1] if self.finetune == "auto" else self.l2sp
+
     def _l2sp(self):
         """The L2-SP strength of the gradient loop (``"auto"``: 0.1)."""
-        return AUTO_L2SP if self.l2sp == "auto" else float(self.l2sp)
+        l2sp = self._l2sp_setting()
+        return AUTO_L2SP if l2sp == "auto" else float(l2sp)
 
     def _publish(self, fit):
         super()._publish(fit)
         closed = fit.solver == "closed_form" and fit.plan.anchor_head
         self.l2sp_ = fit.penalty if closed else fit.plan.l2sp
+        self.finetune_ = self._strategy_name()
+        auto = self.finetune == "auto"
+        self.finetune_scores_ = self._auto_choice[2] if auto else None
+        self.__dict__.pop("_auto_choice", None)
 
     def _warn_ignored(self, origin, backbone_has_params):
         """Say so when a fine-tuning parameter cannot act on this network."""

@@ -253,3 +253,51 @@ def test_auto_leaves_the_estimator_unchanged_when_fit_fails():
     with pytest.raises(ValueError, match="sample_weight"):
         est.fit(X, y, sample_domain=domain, sample_weight=-np.ones(len(X)))
     assert est.__dict__ == before
+
+
+# ---------------------------------------------- finetune="auto" does no harm
+def _finetune_problem():
+    Xs, ys, Xt, yt = make_domain_shift(200, 120, shift="concept", random_state=0)
+    tiny = {"backbone_params": {"hidden_sizes": (8,)}, "max_epochs": 5}
+    source = TransferRegressor(random_state=0, **tiny).fit(Xs, ys)
+    return source, Xt, yt
+
+
+def test_finetune_auto_with_few_rows_is_full_fine_tuning():
+    source, Xt, yt = _finetune_problem()
+    auto = TransferRegressor(source, finetune="auto", max_epochs=3, random_state=0)
+    auto.fit(Xt[:9], yt[:9])
+    assert auto.finetune_ == "full" and auto.finetune_scores_ is None
+    full = TransferRegressor(source, max_epochs=3, random_state=0).fit(Xt[:9], yt[:9])
+    np.testing.assert_array_equal(auto.predict(Xt), full.predict(Xt))
+    assert full.finetune_ == "full" and full.finetune_scores_ is None
+
+
+def test_finetune_auto_without_pretrained_parameters_does_not_cross_validate():
+    X, y = make_domain_shift(60, 10, random_state=0)[:2]
+    scratch = TransferRegressor(finetune="auto", max_epochs=2, random_state=0)
+    assert scratch.fit(X, y).finetune_scores_ is None
+    linear = TransferRegressor(TransferRegressor("linear").fit(X, y), finetune="auto")
+    assert linear.fit(X, y).finetune_scores_ is None
+
+
+@pytest.mark.parametrize("l2sp", ["auto", 0.5])
+def test_finetune_auto_chooses_the_lowest_cross_validated_error(l2sp):
+    source, Xt, yt = _finetune_problem()
+    auto = TransferRegressor(
+        source, finetune="auto", l2sp=l2sp, max_epochs=4, random_state=0
+    ).fit(Xt[:30], yt[:30])
+    scores = auto.finetune_scores_
+    expected = (
+        {"full, l2sp=0.1", "full, l2sp=1", "lp_ft, l2sp=0.1", "linear_probe, l2sp=0.1"}
+        if l2sp == "auto"
+        else {"full, l2sp=0.5", "lp_ft, l2sp=0.5", "linear_probe, l2sp=0.5"}
+    )
+    assert set(scores) == expected
+    best = min(scores, key=scores.get)
+    strategy, chosen = best.split(", l2sp=")
+    assert auto.finetune_ == strategy and auto.l2sp_ == pytest.approx(float(chosen))
+    named = TransferRegressor(
+        source, finetune=strategy, l2sp=float(chosen), max_epochs=4, random_state=0
+    ).fit(Xt[:30], yt[:30])
+    np.testing.assert_array_equal(auto.predict(Xt), named.predict(Xt))

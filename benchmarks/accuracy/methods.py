@@ -511,6 +511,8 @@ METHODS = [
         )
         for s in FINETUNE
     ],
+    # strategy and L2-SP strength chosen by cross-validation over the labels
+    Method("TR auto", "ours: transfer", "labelled", _finetune("auto")),
     Method("TR linear+l2sp", "ours: transfer", "labelled", linear_l2sp),
     *[Method(f"DA {m}", "ours: DA", "all", _da(m)) for m in DA_METHODS],
     # DomainAdaptRegressor()'s default: chosen from the labelled target rows

@@ -12,19 +12,14 @@ winning ties; with fewer it trains ``source_only``, which never does worse than
 ignoring the target.
 """
 
-import warnings
-
 import numpy as np
-from sklearn.base import clone
-from sklearn.model_selection import KFold
-from sklearn.utils import _safe_indexing, check_random_state
+
+from sktransfer._choice import choose
 
 #: the methods ``"auto"`` chooses among; ``source_only`` first (it wins ties)
 AUTO_CANDIDATES = ("source_only", "adabn", "rsd")
 #: fewest labelled target rows for which ``"auto"`` cross-validates
 AUTO_MIN_LABELS = 6
-#: folds of the inner cross-validation over the labelled target rows
-AUTO_FOLDS = 3
 
 
 def _labelled_target(y, sample_domain):
@@ -41,22 +36,6 @@ def _labelled_target(y, sample_domain):
         return np.flatnonzero((domain < 0) & finite), values
     except (TypeError, ValueError):  # left to fit's own validation
         return np.arange(0), None
-
-
-def _fold_error(estimator, method, X, y, sample_domain, sample_weight, held):
-    """Squared error on the rows ``held`` of a fit that saw them unlabelled."""
-    y_fold = y.copy()
-    y_fold[held] = np.nan
-    model = clone(estimator).set_params(method=method)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model.fit(X, y_fold, sample_domain=sample_domain, sample_weight=sample_weight)
-        pred = model.predict(_safe_indexing(X, held))
-    err = (np.reshape(pred, (len(held), -1)) - y[held].reshape(len(held), -1)) ** 2
-    err = err.mean(axis=1)
-    if sample_weight is not None:
-        return float(np.sum(np.asarray(sample_weight, dtype=np.float64)[held] * err))
-    return float(np.sum(err))
 
 
 def choose_method(estimator, X, y, sample_domain, sample_weight):
@@ -78,15 +57,14 @@ def choose_method(estimator, X, y, sample_domain, sample_weight):
     rows, values = _labelled_target(y, sample_domain)
     if len(rows) < AUTO_MIN_LABELS:
         return "source_only", None
-    seed = check_random_state(estimator.random_state).randint(2**31 - 1)
-    folds = KFold(min(AUTO_FOLDS, len(rows) // 2), shuffle=True, random_state=seed)
-    scores = {}
-    for method in AUTO_CANDIDATES:
-        total = 0.0
-        for _, held in folds.split(rows):
-            total += _fold_error(
-                estimator, method, X, values, sample_domain, sample_weight, rows[held]
-            )
-        scores[method] = total
-    best = min(AUTO_CANDIDATES, key=lambda m: (scores[m], AUTO_CANDIDATES.index(m)))
-    return best, scores
+    candidates = {method: {"method": method} for method in AUTO_CANDIDATES}
+    return choose(
+        estimator,
+        candidates,
+        X,
+        values,
+        rows,
+        unlabel=True,
+        sample_weight=sample_weight,
+        fit_params={"sample_domain": sample_domain},
+    )

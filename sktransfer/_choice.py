@@ -1,0 +1,92 @@
+"""Choosing settings by cross-validation over the few labelled target rows.
+
+Shared by ``DomainAdaptRegressor(method="auto")`` and
+``TransferRegressor(finetune="auto")``: each candidate setting is fitted on
+every fold with the estimator's other parameters and scored by its squared
+error on the held-out labelled target rows; the lowest total wins, the first
+candidate winning ties.
+"""
+
+import warnings
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.model_selection import KFold
+from sklearn.utils import _safe_indexing, check_random_state
+
+#: folds of the inner cross-validation
+FOLDS = 3
+
+
+def _held_out_error(pred, y, held, sample_weight):
+    err = (np.reshape(pred, (len(held), -1)) - y[held].reshape(len(held), -1)) ** 2
+    err = err.mean(axis=1)
+    if sample_weight is not None:
+        return float(np.sum(np.asarray(sample_weight, dtype=np.float64)[held] * err))
+    return float(np.sum(err))
+
+
+def _fit_fold(model, X, y, held, *, unlabel, sample_weight, fit_params):
+    """Fit ``model`` without the labels of ``held``: as unlabelled rows
+    (``unlabel``) or without those rows at all."""
+    if unlabel:
+        y_fold = y.copy()
+        y_fold[held] = np.nan
+        return model.fit(X, y_fold, sample_weight=sample_weight, **fit_params)
+    keep = np.setdiff1d(np.arange(len(y)), held)
+    params = {k: _safe_indexing(v, keep) for k, v in fit_params.items()}
+    sw = None if sample_weight is None else _safe_indexing(sample_weight, keep)
+    return model.fit(_safe_indexing(X, keep), y[keep], sample_weight=sw, **params)
+
+
+def choose(estimator, candidates, X, y, rows, *, unlabel, sample_weight, fit_params):
+    """The candidate with the lowest cross-validated error, and every score.
+
+    Parameters
+    ----------
+    estimator : estimator
+        Cloned for every fit; a candidate's parameters are set on the clone.
+    candidates : dict of str -> dict
+        Name -> parameters, in order of preference (ties go to the first).
+    X : array-like
+    y : float ndarray
+        Targets (NaN: unlabelled).
+    rows : int ndarray
+        The labelled target rows the folds split.
+    unlabel : bool
+        Held-out rows stay in training without their label (adaptation), or
+        leave training (fine-tuning).
+    sample_weight : array-like or None
+    fit_params : dict
+        Further per-row arguments of ``fit`` (such as ``sample_domain``).
+
+    Returns
+    -------
+    name : str
+    scores : dict of str -> float
+    """
+    seed = check_random_state(estimator.random_state).randint(2**31 - 1)
+    folds = KFold(min(FOLDS, len(rows) // 2), shuffle=True, random_state=seed)
+    splits = [rows[held] for _, held in folds.split(rows)]
+    scores = {}
+    for name, params in candidates.items():
+        total = 0.0
+        for held in splits:
+            model = clone(estimator).set_params(**params)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                _fit_fold(
+                    model,
+                    X,
+                    y,
+                    held,
+                    unlabel=unlabel,
+                    sample_weight=sample_weight,
+                    fit_params=fit_params,
+                )
+                pred = model.predict(_safe_indexing(X, held))
+            total += _held_out_error(pred, y, held, sample_weight)
+        scores[name] = total
+    order = list(candidates)
+    best = min(order, key=lambda name: (scores[name], order.index(name)))
+    return best, scores
