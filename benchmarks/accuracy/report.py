@@ -89,14 +89,20 @@ def _tasks_in_order(info):
     return sorted(info, key=lambda t: order.index(t) if t in order else 99)
 
 
+def _task_keys(agg, task):
+    """The label counts of ``task``, and the decimals its cells are shown with."""
+    keys = sorted(n for (t, n) in agg if t == task)
+    dec = _decimals(
+        [c["mean"] for n in keys for c in agg[(task, n)].values() if c["mean"]]
+    )
+    return keys, dec
+
+
 def summary_table(agg, info):
     """Rows: task x regime. Columns: the best of each method group."""
     rows = []
     for task in _tasks_in_order(info):
-        keys = sorted(n for (t, n) in agg if t == task)
-        dec = _decimals(
-            [c["mean"] for n in keys for c in agg[(task, n)].values() if c["mean"]]
-        )
+        keys, dec = _task_keys(agg, task)
         for n in keys:
             row = agg[(task, n)]
             picks = []
@@ -139,11 +145,8 @@ def summary_table(agg, info):
 
 
 def task_table(agg, task, method_names):
-    keys = sorted(n for (t, n) in agg if t == task)
+    keys, dec = _task_keys(agg, task)
     present = [m for m in method_names if any(m in agg[(task, n)] for n in keys)]
-    dec = _decimals(
-        [c["mean"] for n in keys for c in agg[(task, n)].values() if c["mean"]]
-    )
     rows = []
     for n in keys:
         row = agg[(task, n)]
@@ -348,10 +351,7 @@ def defaults_table(agg, info):
     defaults = _default_names()
     rows, losses = [], {"same": [], "best": []}
     for task in _tasks_in_order(info):
-        keys = sorted(n for (t, n) in agg if t == task)
-        dec = _decimals(
-            [c["mean"] for n in keys for c in agg[(task, n)].values() if c["mean"]]
-        )
+        keys, dec = _task_keys(agg, task)
         for n in keys:
             row = agg[(task, n)]
 
