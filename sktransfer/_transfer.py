@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import _num_samples
 
 from sktransfer._base import BaseTransferEstimator, TrainingPlan, _unfrozen
 from sktransfer._choice import choose
@@ -187,12 +188,14 @@ class TransferRegressor(BaseTransferEstimator):
     def _choose_finetune(self, X, y, sample_weight):
         """(strategy, L2-SP strength, scores) for ``finetune="auto"``."""
         fallback = ("full", self.l2sp, None)
-        n_rows = getattr(X, "shape", (len(X),))[0]
-        if n_rows < AUTO_FINETUNE_MIN_ROWS or not self._trains_pretrained_parameters():
+        if not self._trains_pretrained_parameters():
             return fallback
         try:
             values = np.asarray(y, dtype=np.float64)
+            n_rows = _num_samples(X)
         except (TypeError, ValueError):  # left to fit's own validation
+            return fallback
+        if n_rows < AUTO_FINETUNE_MIN_ROWS or len(values) != n_rows:
             return fallback
         candidates = {}
         for strategy, strength in AUTO_FINETUNE:

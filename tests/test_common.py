@@ -15,6 +15,8 @@ def _estimators():
     return (
         [TransferRegressor(**CHECKS)]
         + [DomainAdaptRegressor(method=method, **CHECKS) for method in list_methods()]
+        # the defaults: method="auto", and finetune="auto" (no pretrained backbone)
+        + [DomainAdaptRegressor(**CHECKS), TransferRegressor(finetune="auto", **CHECKS)]
         # a linear model, solved in closed form (solver="auto")
         + [TransferRegressor("linear", random_state=0)]
     )
