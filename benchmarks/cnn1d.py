@@ -41,7 +41,15 @@ from sktransfer import TransferRegressor
 
 EPOCHS = 30
 LABELS = (10, 40)
-OLD = {"channels": (16, 32), "kernel_size": 5, "pooling": "global", "dense": None}
+OLD = {
+    "channels": (16, 32),
+    "kernel_size": 5,
+    "pool": 2,
+    "batch_norm": True,
+    "pooling": "global",
+    "dense": None,
+    "shortcut": False,
+}
 BACKBONES = {
     "mlp": ("mlp", None),
     "cnn1d, 0.1.0 (global pooling)": ("cnn1d", OLD),

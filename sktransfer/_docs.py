@@ -24,11 +24,15 @@ backbone : str, torch.nn.Module or fitted estimator, default="mlp"
 backbone_params : dict or None, default=None
     Arguments of a registry backbone, e.g. ``{"hidden_sizes": (64, 64)}`` for
     ``"mlp"``; ``{"channels": (16, 32), "kernel_size": 7, "positions": 256,
-    "dense": 32}`` (the defaults) for ``"cnn1d"``, whose convolution blocks
+    "dense": 128}`` (the defaults) for ``"cnn1d"``, whose convolution blocks
     feed a readout that keeps where along the sequence a feature is
     (``pooling="positions"``; ``"flatten"``; or ``"global"``, the
-    position-blind average of sktransfer 0.1.0, with ``kernel_size=5,
-    dense=None``); ``{"hidden_size": 32}`` for ``"gru"``.""",
+    position-blind average of sktransfer 0.1.0, with ``kernel_size=5, pool=2,
+    batch_norm=True, dense=None, shortcut=False``); its ``pool``,
+    ``batch_norm`` and ``shortcut`` default to ``"auto"``: pooling and batch
+    norm for sequences of 32 or more positions, neither but a shortcut from
+    the raw input to the dense layer for shorter ones (sensor windows);
+    ``{"hidden_size": 32}`` for ``"gru"``.""",
     "weights": """\
 weights : str, path-like, mapping or None, default=None
     Pretrained backbone weights: a ``.safetensors`` file, a

@@ -141,7 +141,10 @@ CASES = {
     ),
     "da_coral_multi_output": lambda: _da("coral", n_outputs=2),
     "da_adabn_linear_closed_form": lambda: _da("adabn", backbone="linear"),
-    "da_adabn_cnn1d_batch_norm": lambda: _da("adabn", backbone="cnn1d", **_SEQ),
+    # a (2, 4) window has no batch norm by default: ask for it
+    "da_adabn_cnn1d_batch_norm": lambda: _da(
+        "adabn", backbone="cnn1d", backbone_params={"batch_norm": True}, **_SEQ
+    ),
     "da_daregram_early_stopping": lambda: _da(
         "daregram", early_stopping=True, n_iter_no_change=2, max_epochs=12
     ),

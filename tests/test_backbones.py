@@ -121,15 +121,49 @@ def test_mlp_backbone():
 
 
 def test_cnn1d_backbone():
-    cnn = CNN1d(2, channels=(4, 6), kernel_size=3, length=16)
-    assert cnn.out_features == 32  # the dense layer's width
-    assert cnn(torch.zeros(3, 2, 16)).shape == (3, 32)
+    cnn = CNN1d(2, channels=(4, 6), kernel_size=3, length=16, pool=2)
+    assert cnn.out_features == 128  # the dense layer's width
+    assert cnn(torch.zeros(3, 2, 16)).shape == (3, 128)
     assert sum(isinstance(m, torch.nn.MaxPool1d) for m in cnn.modules()) == 2
     # no pooling where the sequence is already too short
     short = CNN1d(1, channels=(4, 4), pool=2, length=5)
     assert sum(isinstance(m, torch.nn.MaxPool1d) for m in short.modules()) == 1
     plain = CNN1d(1, channels=(4,), batch_norm=False)
     assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in plain.modules())
+
+
+def _count(net, kind):
+    return sum(isinstance(m, kind) for m in net.modules())
+
+
+def test_cnn1d_auto_settings_follow_the_length():
+    """A spectrum (length >= 32) is pooled and batch-normalised; a sensor
+    window (length < 32) keeps every position, has no batch norm, and its raw
+    values join the dense layer's input."""
+    long = CNN1d(2, channels=(4, 6), length=32)
+    assert _count(long, torch.nn.MaxPool1d) == _count(long, torch.nn.BatchNorm1d) == 2
+    assert long.blocks[-1].join is None
+    assert long.blocks[-1][2].in_features == 6 * 8
+    window = CNN1d(9, channels=(4, 6), length=7)
+    assert _count(window, torch.nn.MaxPool1d) == 0
+    assert _count(window, torch.nn.BatchNorm1d) == 0
+    assert window.blocks[-1][2].in_features == 6 * 7 + 9 * 7
+    x = torch.randn(3, 9, 7)
+    assert window(x).shape == (3, 128)
+    # the shortcut really reads the input: the conv blocks can be zeroed
+    for block in window.blocks[:-1]:
+        torch.nn.init.zeros_(block[0].weight)
+        torch.nn.init.zeros_(block[0].bias)
+    with torch.no_grad():
+        assert not torch.equal(window(x), window(torch.zeros_like(x)))
+    unknown = CNN1d(1, channels=(4,))  # length unknown: the long settings
+    assert _count(unknown, torch.nn.MaxPool1d) == 1
+    explicit = CNN1d(
+        9, channels=(4,), length=7, pool=2, batch_norm=True, shortcut=False
+    )
+    assert _count(explicit, torch.nn.MaxPool1d) == 1
+    assert _count(explicit, torch.nn.BatchNorm1d) == 1
+    assert explicit.blocks[-1][2].in_features == 4 * 3
 
 
 class _CNN1dOld(torch.nn.Module):
@@ -156,15 +190,26 @@ class _CNN1dOld(torch.nn.Module):
 
 
 def test_cnn1d_readout_keeps_position_by_default():
-    cnn = CNN1d(2, channels=(4, 6), kernel_size=3, length=16)
+    cnn = CNN1d(2, channels=(4, 6), kernel_size=3, length=32)
     readout = cnn.blocks[-1]
     assert isinstance(readout[0], torch.nn.AdaptiveAvgPool1d)
-    assert readout[0].output_size == 4  # 16 // 2 // 2 positions left, all kept
-    assert readout[2].in_features == 6 * 4 and cnn.out_features == 32
+    assert readout[0].output_size == 8  # 32 // 2 // 2 positions left, all kept
+    assert readout[2].in_features == 6 * 8 and cnn.out_features == 128
     wide = CNN1d(1, channels=(4,), length=200, positions=10, dense=8)
     assert wide.blocks[-1][2].in_features == 40 and wide.out_features == 8
-    flat = CNN1d(1, channels=(3,), length=10, pooling="flatten", dense=None)
+    flat = CNN1d(
+        1,
+        channels=(3,),
+        length=10,
+        pool=2,
+        pooling="flatten",
+        dense=None,
+        shortcut=False,
+    )
     assert flat.out_features == 15 and flat(torch.zeros(2, 1, 10)).shape == (2, 15)
+    # with the shortcut, the features without a dense layer are readout + input
+    wide_flat = CNN1d(1, channels=(3,), length=10, pooling="flatten", dense=None)
+    assert wide_flat(torch.zeros(2, 1, 10)).shape == (2, 3 * 10 + 10)
     pooled = CNN1d(1, channels=(3,), length=10, pooling="global", dense=5)
     assert pooled(torch.zeros(2, 1, 10)).shape == (2, 5)
     # the readout is one block: gradual unfreezing sees conv blocks + readout
@@ -182,9 +227,9 @@ def test_cnn1d_takes_any_length_and_batch_size(shape):
         for n in (1, 5):
             seq = cnn(torch.randn(n, *_as_sequence(shape)))
             rows = cnn(torch.randn(n, int(np.prod(shape))))
-            assert seq.shape == rows.shape == (n, 32)
+            assert seq.shape == rows.shape == (n, 128)
     cnn.train()
-    assert cnn(torch.randn(2, *_as_sequence(shape))).shape == (2, 32)
+    assert cnn(torch.randn(2, *_as_sequence(shape))).shape == (2, 128)
 
 
 def _as_sequence(shape):
@@ -197,7 +242,7 @@ def test_cnn1d_fits_3d_and_short_inputs_and_predicts_one_row(shape):
     X = rng.normal(size=(40, *shape)).astype(np.float32)
     y = X[:, 0, -1] - X[:, -1, 0]
     est = TransferRegressor("cnn1d", max_epochs=2, random_state=0).fit(X, y)
-    assert est.input_shape_ == shape and est.n_backbone_features_ == 32
+    assert est.input_shape_ == shape and est.n_backbone_features_ == 128
     assert est.predict(X[:1]).shape == (1,)
     flat = TransferRegressor("cnn1d", input_shape=shape, max_epochs=2, random_state=0)
     flat.fit(X.reshape(40, -1), y)
@@ -232,10 +277,18 @@ def test_cnn1d_default_knows_where_a_peak_is_global_pooling_does_not():
 def test_old_cnn1d_weights_load_into_global_pooling():
     """A state dict of the 0.1.0 network loads into
     ``pooling="global", dense=None`` (its other defaults were channels=(16, 32),
-    kernel_size=5), and gives the same features."""
+    kernel_size=5, pool=2, batch norm, no shortcut), and gives the same
+    features."""
     torch.manual_seed(0)
     old = _CNN1dOld(2).eval()
-    params = {"channels": (16, 32), "kernel_size": 5, "pooling": "global"}
+    params = {
+        "channels": (16, 32),
+        "kernel_size": 5,
+        "pool": 2,
+        "batch_norm": True,
+        "shortcut": False,
+        "pooling": "global",
+    }
     new = CNN1d(2, **params, dense=None, length=20).eval()
     new.load_state_dict(old.state_dict(), strict=True)
     x = torch.randn(3, 2, 20)
@@ -276,6 +329,11 @@ def test_old_cnn1d_weights_load_into_global_pooling():
         ({"dense": 0}, ValueError, "CNN1d: dense=0"),
         ({"dense": "64"}, TypeError, "CNN1d: dense must be an int"),
         ({"pooling": "flatten", "length": None}, ValueError, "needs the sequence"),
+        ({"shortcut": True, "length": None}, ValueError, "shortcut=True needs"),
+        ({"shortcut": "yes"}, TypeError, "CNN1d: shortcut must be True, False or"),
+        ({"batch_norm": 1}, TypeError, "CNN1d: batch_norm must be True, False or"),
+        ({"pool": "2"}, TypeError, r"CNN1d: pool must be an int >= 1 or 'auto'"),
+        ({"pool": 0}, ValueError, "CNN1d: pool=0"),
     ],
     ids=[
         "pooling",
@@ -285,6 +343,11 @@ def test_old_cnn1d_weights_load_into_global_pooling():
         "dense",
         "dense-type",
         "flatten-length",
+        "shortcut-length",
+        "shortcut-type",
+        "batch_norm-type",
+        "pool-type",
+        "pool",
     ],
 )
 def test_cnn1d_readout_parameters_are_checked(params, error, match):

@@ -210,6 +210,14 @@ class CNN1d(nn.Module):
     Bjerrum et al. 2017). Defaults measured against the ``"mlp"`` backbone on
     NIR spectra and weather-sensor windows by ``benchmarks/cnn1d.py``.
 
+    The ``"auto"`` defaults depend on the sequence ``length``. A long
+    sequence (a spectrum: ``length >= 32``, or ``length`` unknown) is
+    max-pooled by 2 and batch-normalised in every block. A short one (a sensor
+    window, ``length < 32``) keeps every position (no pooling, no batch
+    norm), and its raw values join the dense layer's input next to the
+    convolution features (a wide-and-deep ``shortcut``), so the dense layer
+    also sees the window as the MLP does.
+
     Parameters
     ----------
     in_channels : int >= 1
@@ -218,16 +226,19 @@ class CNN1d(nn.Module):
         Output channels of each convolution block.
     kernel_size : int >= 1, default=7
         Width of every convolution ("same" padding, so any length works).
-    pool : int >= 1, default=2
-        Max-pooling factor after each block (skipped where the sequence is
-        already shorter than ``2 * pool``).
+    pool : int >= 1 or "auto", default="auto"
+        Max-pooling factor after each block (1: none; skipped where the
+        sequence is already shorter than ``2 * pool``). ``"auto"``: 2 for a
+        long sequence, 1 for a short one.
     activation : {"relu", "gelu", "tanh", "silu"}, default="relu"
         Activation after each convolution and after the dense layer.
-    batch_norm : bool, default=True
-        Add ``BatchNorm1d`` after each convolution.
+    batch_norm : bool or "auto", default="auto"
+        Add ``BatchNorm1d`` after each convolution. ``"auto"``: for a long
+        sequence only.
     length : int >= 1 or None, default=None
         Sequence length (the registry passes it), used to size the pooling
-        and the dense layer. Required for ``pooling="flatten"``.
+        and the dense layer and to choose the ``"auto"`` settings. Required
+        for ``pooling="flatten"`` and ``shortcut=True``.
     pooling : {"positions", "flatten", "global"}, default="positions"
         Readout of the last block: ``"positions"`` averages it down to
         ``positions`` positions (fewer when the sequence is shorter),
@@ -238,16 +249,21 @@ class CNN1d(nn.Module):
         Most positions kept by ``pooling="positions"``: a shorter map is kept
         whole (as ``"flatten"``), a longer one averaged down to ``positions``
         (which bounds the dense layer's size for long sequences).
-    dense : int >= 1 or None, default=32
+    dense : int >= 1 or None, default=128
         Width of the dense layer after the readout (the feature width); None:
         no dense layer, the features are the flattened readout.
+    shortcut : bool or "auto", default="auto"
+        Concatenate the flattened input (``in_channels * length`` values) to
+        the readout before the dense layer. ``"auto"``: for a short sequence
+        only.
 
     Notes
     -----
-    Up to sktransfer 0.1.0 the network was ``kernel_size=5,
-    pooling="global", dense=None`` (global average of the last block, which
-    discards position: about a constant's error on spectra): pass those to
-    rebuild it; its weights files and state dicts load into that setting.
+    Up to sktransfer 0.1.0 the network was ``kernel_size=5, pool=2,
+    batch_norm=True, pooling="global", dense=None, shortcut=False`` (global
+    average of the last block, which discards position: about a constant's
+    error on spectra): pass those to rebuild it; its weights files and state
+    dicts load into that setting.
     """
 
     def __init__(
@@ -255,46 +271,103 @@ class CNN1d(nn.Module):
         in_channels,
         channels=(16, 32),
         kernel_size=7,
-        pool=2,
+        pool="auto",
         activation="relu",
-        batch_norm=True,
+        batch_norm="auto",
         length=None,
         pooling="positions",
         positions=256,
-        dense=32,
+        dense=128,
+        shortcut="auto",
     ):
         super().__init__()
         owner = "CNN1d"
         width = _check_int(owner, "in_channels", in_channels)
         channels = _check_sizes(owner, "channels", channels, (16, 32))
         kernel_size = _check_int(owner, "kernel_size", kernel_size)
-        pool = _check_int(owner, "pool", pool)
         act = _activation(activation, owner)
-        batch_norm = _check_bool(owner, "batch_norm", batch_norm)
         if length is not None:
             length = _check_int(owner, "length", length)
         pooling = _check_choice(owner, "pooling", pooling, _POOLINGS)
         positions = _check_int(owner, "positions", positions)
         if dense is not None:
             dense = _check_int(owner, "dense", dense)
-        if pooling == "flatten" and length is None:
-            raise ValueError(
-                f"{owner}: pooling='flatten' needs the sequence length; pass "
-                "length=... (the 'cnn1d' registry backbone passes it)."
-            )
+        pool, batch_norm, shortcut = _by_length(
+            owner, length, pool, batch_norm, shortcut
+        )
+        for name, needed in (
+            ("pooling='flatten'", pooling == "flatten"),
+            ("shortcut=True", shortcut),
+        ):
+            if needed and length is None:
+                raise ValueError(
+                    f"{owner}: {name} needs the sequence length; pass "
+                    "length=... (the 'cnn1d' registry backbone passes it)."
+                )
+        inputs = width * length if shortcut else 0
         blocks, current = _conv_blocks(
             width, channels, kernel_size, pool, act, batch_norm, length
         )
         readout, width = _readout(pooling, positions, channels[-1], current)
+        join = len(readout) if shortcut else None
+        width += inputs
         if dense is not None:
             readout += [nn.Linear(width, dense), act()]
             width = dense
-        blocks.append(nn.Sequential(*readout))
+        blocks.append(_Readout(*readout, join=join))
         self.blocks = nn.Sequential(*blocks)
         self.out_features = width
 
     def forward(self, x):
-        return self.blocks(x)
+        h = x
+        for block in self.blocks[:-1]:
+            h = block(h)
+        return self.blocks[-1](h, x)
+
+
+SHORT_SEQUENCE = 32
+"""``CNN1d``'s ``"auto"`` settings treat a sequence shorter than this as a
+sensor window (no pooling, no batch norm, a shortcut from the input)."""
+
+
+def _by_length(owner, length, pool, batch_norm, shortcut):
+    """Checked ``pool, batch_norm, shortcut``, ``"auto"`` resolved by length."""
+    short = length is not None and length < SHORT_SEQUENCE
+    auto = {"pool": 1 if short else 2, "batch_norm": not short, "shortcut": short}
+    given = {"pool": pool, "batch_norm": batch_norm, "shortcut": shortcut}
+    out = []
+    for name, value in given.items():
+        if isinstance(value, str) and value == "auto":
+            out.append(auto[name])
+        elif name == "pool" and _is_int(value):
+            out.append(_check_int(owner, name, value))
+        elif name != "pool" and isinstance(value, bool | np.bool_):
+            out.append(bool(value))
+        else:
+            kind = "an int >= 1" if name == "pool" else "True, False"
+            raise TypeError(
+                f"{owner}: {name} must be {kind} or 'auto'; got {value!r} of "
+                f"type {type(value).__name__}."
+            )
+    return out
+
+
+class _Readout(nn.Sequential):
+    """The readout's modules in order; with ``join`` set, the flattened input
+    is concatenated to the features before module number ``join``."""
+
+    def __init__(self, *modules, join=None):
+        super().__init__(*modules)
+        self.join = join
+
+    def forward(self, h, x=None):
+        for i, module in enumerate(self):
+            if i == self.join:
+                h = torch.cat([h, x.flatten(1)], dim=1)
+            h = module(h)
+        if self.join == len(self):
+            h = torch.cat([h, x.flatten(1)], dim=1)
+        return h
 
 
 def _conv_blocks(width, channels, kernel_size, pool, act, batch_norm, length):
