@@ -51,7 +51,8 @@ class DomainAdaptRegressor(BaseTransferEstimator):
         ``"auto"`` or a registered adaptation method
         (:mod:`sktransfer.adaptation`). ``"auto"`` does no harm by
         construction: with at least 6 labelled target rows it chooses among
-        ``source_only``, ``adabn`` and ``rsd`` by 3-fold cross-validation
+        ``source_only``, ``adabn`` and ``rsd`` (``rsd`` dropped for the
+        parameter-free ``"linear"`` backbone) by 3-fold cross-validation
         over those rows (each candidate fitted with this estimator's other
         parameters, the held-out rows kept as unlabelled target rows; about
         ten fits in all), ``source_only`` winning ties; with fewer it trains

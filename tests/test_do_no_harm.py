@@ -238,6 +238,8 @@ def test_auto_rejects_per_domain_scaling_where_the_relation_holds_in_raw_units()
     auto = DomainAdaptRegressor(random_state=0, **linear).fit(
         X, y, sample_domain=domain
     )
+    # a loss cannot act on the parameter-free linear backbone: not a candidate
+    assert set(auto.method_scores_) == {"source_only", "adabn"}
     assert auto.method_scores_["adabn"] > auto.method_scores_["source_only"]
     assert auto.method_ != "adabn"
     adabn = DomainAdaptRegressor(method="adabn", **linear)

@@ -15,6 +15,7 @@ ignoring the target.
 import numpy as np
 
 from sktransfer._choice import choose
+from sktransfer.adaptation._method import get_method
 
 #: the methods ``"auto"`` chooses among; ``source_only`` first (it wins ties)
 AUTO_CANDIDATES = ("source_only", "adabn", "rsd")
@@ -57,7 +58,11 @@ def choose_method(estimator, X, y, sample_domain, sample_weight):
     rows, values = _labelled_target(y, sample_domain)
     if len(rows) < AUTO_MIN_LABELS:
         return "source_only", None
-    candidates = {method: {"method": method} for method in AUTO_CANDIDATES}
+    names = AUTO_CANDIDATES
+    if isinstance(estimator.backbone, str) and estimator.backbone == "linear":
+        # a loss on the features cannot act on a parameter-free backbone
+        names = tuple(m for m in names if not get_method(m).has_loss)
+    candidates = {method: {"method": method} for method in names}
     return choose(
         estimator,
         candidates,
