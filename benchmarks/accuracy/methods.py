@@ -519,6 +519,8 @@ METHODS = [
     Method("DA auto", "ours: DA", "all", _da("auto"), default="DA"),
     # a linear model with per-domain standardisation, solved in closed form
     Method("DA adabn linear", "ours: DA", "all", _da("adabn", "linear")),
+    # DomainAdaptRegressor("linear")'s default method: chosen from the labels
+    Method("DA auto linear", "ours: DA", "all", _da("auto", "linear")),
     Method("skada DeepCoral", "peer", "zero", _skada("coral")),
     Method("skada DANN", "peer", "zero", _skada("dann")),
     Method("ADAPT DeepCORAL", "peer", "zero", _adapt_deep("coral")),
