@@ -3,8 +3,11 @@
 Shared by ``DomainAdaptRegressor(method="auto")`` and
 ``TransferRegressor(finetune="auto")``: each candidate setting is fitted on
 every fold with the estimator's other parameters and scored by its squared
-error on the held-out labelled target rows; the lowest total wins, the first
-candidate winning ties.
+error on the held-out labelled target rows. The first candidate is the
+baseline (the safe choice); the candidate with the lowest total replaces it
+only when its advantage on the held-out rows exceeds one standard error of
+the paired per-row differences -- on a few noisy rows an apparent gain is
+often chance, and then the baseline does no harm.
 """
 
 import warnings
@@ -18,12 +21,22 @@ from sklearn.utils import _safe_indexing, check_random_state
 FOLDS = 3
 
 
-def _held_out_error(pred, y, held, sample_weight):
+def _held_out_errors(pred, y, held, sample_weight):
+    """Per held-out row, its (weighted) squared error."""
     err = (np.reshape(pred, (len(held), -1)) - y[held].reshape(len(held), -1)) ** 2
     err = err.mean(axis=1)
     if sample_weight is not None:
-        return float(np.sum(np.asarray(sample_weight, dtype=np.float64)[held] * err))
-    return float(np.sum(err))
+        return np.asarray(sample_weight, dtype=np.float64)[held] * err
+    return err
+
+
+def _significantly_better(errors, best, baseline):
+    """``best``'s errors beat ``baseline``'s by more than one standard error
+    of the paired differences."""
+    diff = errors[best] - errors[baseline]
+    if len(diff) < 2:
+        return diff.sum() < 0
+    return diff.mean() + diff.std(ddof=1) / np.sqrt(len(diff)) < 0
 
 
 def _fit_fold(model, X, y, held, *, unlabel, sample_weight, fit_params):
@@ -64,13 +77,14 @@ def choose(estimator, candidates, X, y, rows, *, unlabel, sample_weight, fit_par
     -------
     name : str
     scores : dict of str -> float
+        Each candidate's squared error summed over the held-out rows.
     """
     seed = check_random_state(estimator.random_state).randint(2**31 - 1)
     folds = KFold(min(FOLDS, len(rows) // 2), shuffle=True, random_state=seed)
     splits = [rows[held] for _, held in folds.split(rows)]
-    scores = {}
+    errors = {}
     for name, params in candidates.items():
-        total = 0.0
+        parts = []
         for held in splits:
             model = clone(estimator).set_params(**params)
             with warnings.catch_warnings():
@@ -85,8 +99,11 @@ def choose(estimator, candidates, X, y, rows, *, unlabel, sample_weight, fit_par
                     fit_params=fit_params,
                 )
                 pred = model.predict(_safe_indexing(X, held))
-            total += _held_out_error(pred, y, held, sample_weight)
-        scores[name] = total
+            parts.append(_held_out_errors(pred, y, held, sample_weight))
+        errors[name] = np.concatenate(parts)
+    scores = {name: float(e.sum()) for name, e in errors.items()}
     order = list(candidates)
     best = min(order, key=lambda name: (scores[name], order.index(name)))
+    if best != order[0] and not _significantly_better(errors, best, order[0]):
+        best = order[0]
     return best, scores

@@ -55,7 +55,9 @@ class DomainAdaptRegressor(BaseTransferEstimator):
         parameter-free ``"linear"`` backbone) by 3-fold cross-validation
         over those rows (each candidate fitted with this estimator's other
         parameters, the held-out rows kept as unlabelled target rows; about
-        ten fits in all), ``source_only`` winning ties; with fewer it trains
+        ten fits in all), keeping ``source_only`` unless another beats it by
+        more than one standard error of the per-row differences; with fewer
+        it trains
         ``source_only``, because no criterion computed from unlabelled rows
         told, on the public suite, when adaptation helps (``adabn`` gains on
         instrument shifts and loses badly on a climate shift; see

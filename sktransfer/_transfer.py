@@ -49,8 +49,10 @@ class TransferRegressor(BaseTransferEstimator):
         labelled rows, the strategy and L2-SP strength (with ``l2sp="auto"``;
         else ``l2sp`` as given) chosen among ``full`` with 0.1 and 1.0,
         ``lp_ft`` and ``linear_probe`` with 0.1 by 3-fold cross-validation
-        over the rows (12 fits before the final one), ``full`` winning ties;
-        otherwise ``full``. The choice is ``finetune_``.
+        over the rows (12 fits before the final one), keeping ``full`` with
+        0.1 unless another beats it by more than one standard error of the
+        per-row differences; otherwise ``full``. The choice is
+        ``finetune_``.
     backbone_lr : float, default=0.1
         Learning-rate multiplier for *pretrained* backbone parameters
         (discriminative learning rates). A backbone trained from scratch uses

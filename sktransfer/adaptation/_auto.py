@@ -7,9 +7,10 @@ shift, with nothing in the inputs to tell them apart; docs/benchmarks.md). So
 ``"auto"`` decides only where labels can: with at least
 :data:`AUTO_MIN_LABELS` labelled target rows it cross-validates each of
 :data:`AUTO_CANDIDATES` over them (the held-out rows stay in training as
-unlabelled target rows) and keeps the one with the lowest error, ``source_only``
-winning ties; with fewer it trains ``source_only``, which never does worse than
-ignoring the target.
+unlabelled target rows) and keeps ``source_only`` unless another beats it by
+more than one standard error of the per-row differences
+(:mod:`sktransfer._choice`); with fewer it trains ``source_only``, which never
+does worse than ignoring the target.
 """
 
 import numpy as np
