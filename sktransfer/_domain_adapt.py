@@ -54,7 +54,7 @@ class DomainAdaptRegressor(BaseTransferEstimator):
         ``source_only``, ``adabn`` and ``rsd`` (``rsd`` dropped for the
         parameter-free ``"linear"`` backbone) by 3-fold cross-validation
         over those rows (each candidate fitted with this estimator's other
-        parameters, the held-out rows kept as unlabelled target rows; about
+        parameters, the held-out rows left out of training; about
         ten fits in all), keeping ``source_only`` unless another beats it by
         more than one standard error of the per-row differences; with fewer
         it trains
