@@ -251,6 +251,9 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
     def __sklearn_clone__(self):
         """Clone as scikit-learn does, but share a fitted backbone estimator.
 
+        Metadata requests (``set_fit_request``, ``set_score_request``) and the
+        output configuration survive, as with :func:`sklearn.base.clone`.
+
         A fitted estimator passed as ``backbone`` is pretrained weights, read
         and never changed by ``fit``; cloning it would drop what it learned, so
         ``GridSearchCV`` and ``cross_val_score`` could not transfer from it.
@@ -260,7 +263,16 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         if not _is_fitted_source(backbone):
             backbone = clone(backbone, safe=False)
         params = {k: clone(v, safe=False) for k, v in params.items()}
-        return type(self)(backbone, **params)
+        new = type(self)(backbone, **params)
+        # what scikit-learn's clone keeps besides the parameters: metadata
+        # requests (set_fit_request, ...), set_output and callbacks
+        if "_metadata_request" in self.__dict__:
+            new._metadata_request = clone(self._metadata_request)
+        if hasattr(self, "_sklearn_output_config"):
+            new._sklearn_output_config = copy.deepcopy(self._sklearn_output_config)
+        if hasattr(self, "_skl_callbacks"):
+            new._skl_callbacks = self._skl_callbacks
+        return new
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "net_")

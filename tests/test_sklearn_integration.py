@@ -230,3 +230,45 @@ def test_domain_adapt_voting_cross_val_clone_and_pickle(uda):
     again = pickle.loads(pickle.dumps(est))
     np.testing.assert_array_equal(again.predict(X), est.predict(X))
     assert again.da_weight_ == est.da_weight_
+
+
+# ------------------------------------------- clone keeps metadata requests
+def test_clone_keeps_metadata_requests():
+    import sklearn
+    from sklearn.base import clone
+
+    from sktransfer import DomainAdaptRegressor
+
+    with sklearn.config_context(enable_metadata_routing=True):
+        da = DomainAdaptRegressor().set_fit_request(sample_domain=False)
+        copy = clone(da)
+        routing = copy.get_metadata_routing()
+        assert routing.fit.requests["sample_domain"] is False
+        tr = TransferRegressor().set_fit_request(sample_weight=True)
+        assert clone(tr).get_metadata_routing().fit.requests["sample_weight"] is True
+        # a fitted source stays shared, and the requests still travel
+        X, y = np.random.RandomState(0).normal(size=(30, 3)), np.arange(30.0)
+        source = TransferRegressor("linear").fit(X, y)
+        child = TransferRegressor(source).set_fit_request(sample_weight=True)
+        copied = clone(child)
+        assert copied.backbone is source
+        assert copied.get_metadata_routing().fit.requests["sample_weight"] is True
+
+
+def test_cross_validate_routes_sample_weight_to_a_pipeline_step():
+    import sklearn
+    from sklearn.model_selection import cross_validate
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(60, 3))
+    y = X @ np.array([1.0, -2.0, 0.5]) + 0.1 * rng.normal(size=60)
+    w = rng.uniform(0.5, 2.0, size=60)
+    with sklearn.config_context(enable_metadata_routing=True):
+        est = TransferRegressor("linear").set_fit_request(sample_weight=True)
+        est.set_score_request(sample_weight=True)
+        scaler = StandardScaler().set_fit_request(sample_weight=False)
+        pipe = make_pipeline(scaler, est)
+        out = cross_validate(pipe, X, y, cv=3, params={"sample_weight": w})
+    assert np.all(out["test_score"] > 0.9)
