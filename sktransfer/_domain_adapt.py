@@ -220,6 +220,19 @@ class DomainAdaptRegressor(BaseTransferEstimator):
             masks, sample_weight, balance_target=True, target_draws=draws
         )
 
+    def _domains(self, y, sample_domain):
+        masks = super()._domains(y, sample_domain)
+        target = masks.target
+        if target.any() and masks.labelled[target].all():
+            warn(
+                f"All {int(target.sum())} target rows (sample_domain < 0) have a "
+                "finite y, so every one trains as a labelled target row "
+                "(semi-supervised adaptation). If those labels are for "
+                "evaluation only -- skada's dataset helpers return them -- hide "
+                "them before fit: y[sample_domain < 0] = np.nan."
+            )
+        return masks
+
     def _per_domain_scaling(self, masks):
         per_domain = (
             self.domain_norm or get_method(self._method_name()).per_domain_scaling

@@ -151,3 +151,21 @@ def test_bad_inputs_are_reported_clearly(uda):
         DomainAdaptRegressor(**TINY).fit(X, y, sample_domain=bad)
     with pytest.raises(ValueError, match="labelled"):
         DomainAdaptRegressor(**TINY).fit(X, np.full(len(y), np.nan))
+
+
+def test_every_target_row_labelled_warns_that_they_train():
+    # skada's dataset helpers return the target labels with sample_domain
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(60, 3))
+    y = X[:, 0] + 0.1 * rng.normal(size=60)
+    domain = np.r_[np.zeros(40, int), -np.ones(20, int)]
+    est = DomainAdaptRegressor(method="source_only", max_epochs=2, random_state=0)
+    with pytest.warns(
+        UserWarning, match=r"All 20 target rows .* y\[sample_domain < 0\] = np.nan"
+    ):
+        est.fit(X, y, sample_domain=domain)
+    y_hidden = y.copy()
+    y_hidden[45:] = np.nan  # some unlabelled: semi-supervised on purpose
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est.fit(X, y_hidden, sample_domain=domain)
