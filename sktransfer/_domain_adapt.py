@@ -8,8 +8,10 @@ per-domain scaling, and the adaptation plan from the method registry
 
 from numbers import Real
 
+import numpy as np
 import torch
 from sklearn.base import _fit_context
+from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from sktransfer._base import BaseTransferEstimator, TrainingPlan
@@ -298,6 +300,42 @@ class DomainAdaptRegressor(BaseTransferEstimator):
         self.__dict__.pop("_auto_choice", None)
         self.da_weight_ = fit.plan.da_weight
         self.domain_stats_ = fit.scaling.domain_stats_
+
+    def score(self, X, y, sample_weight=None):
+        """R^2 on the labelled rows; rows whose ``y`` is NaN are left out.
+
+        Unlabelled target rows are part of the training data, so a ``y`` that
+        marks them with NaN can be scored as it is, e.g. by
+        ``cross_val_score``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets; NaN marks an unlabelled row.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the rows.
+
+        Returns
+        -------
+        score : float
+            R^2 of ``predict(X)`` on the labelled rows.
+        """
+        try:
+            values = np.asarray(y, dtype=np.float64)
+        except (TypeError, ValueError):
+            return super().score(X, y, sample_weight=sample_weight)
+        if values.ndim == 0 or not np.isnan(values).any():
+            return super().score(X, y, sample_weight=sample_weight)
+        keep = np.flatnonzero(~np.isnan(values.reshape(len(values), -1)).any(axis=1))
+        if len(keep) == 0:
+            raise ValueError(
+                "y has no labelled rows (all NaN), so there is nothing to score; "
+                "pass the target labels of the rows to score."
+            )
+        sw = None if sample_weight is None else _safe_indexing(sample_weight, keep)
+        return super().score(_safe_indexing(X, keep), values[keep], sample_weight=sw)
 
     @fill_doc
     @_fit_context(prefer_skip_nested_validation=True)

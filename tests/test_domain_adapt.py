@@ -169,3 +169,19 @@ def test_every_target_row_labelled_warns_that_they_train():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         est.fit(X, y_hidden, sample_domain=domain)
+
+
+def test_score_leaves_out_unlabelled_rows(uda):
+    from sklearn.metrics import r2_score
+    from sklearn.model_selection import KFold, cross_val_score
+
+    X, y, _, _ = uda
+    est = DomainAdaptRegressor(method="source_only", **TINY)
+    est.fit(X, y)
+    lab = np.isfinite(y)
+    assert est.score(X, y) == pytest.approx(r2_score(y[lab], est.predict(X[lab])))
+    folds = KFold(3, shuffle=True, random_state=0)
+    scores = cross_val_score(est, X, y, cv=folds)
+    assert np.isfinite(scores).all()
+    with pytest.raises(ValueError, match="no labelled rows"):
+        est.score(X[~lab], y[~lab])
