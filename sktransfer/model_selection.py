@@ -46,6 +46,7 @@ from sklearn.model_selection import KFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import _safe_indexing
+from sklearn.utils._metadata_requests import MetadataRequest, _MetadataRequester
 from sklearn.utils.validation import _num_samples
 
 from sktransfer.data import domain_masks
@@ -112,7 +113,18 @@ def _check_lengths(owner, X, y, sample_domain):
     return n
 
 
-class DomainAwareKFold:
+class _RequestsSampleDomain(_MetadataRequester):
+    """A scorer that asks metadata routing for ``sample_domain``: searches and
+    ``cross_validate`` then pass it to ``__call__`` (it says which rows are
+    target rows)."""
+
+    def _get_metadata_request(self):
+        request = MetadataRequest(owner=self)
+        request.score.add_request(param="sample_domain", alias=True)
+        return request
+
+
+class DomainAwareKFold(_MetadataRequester):
     """K-fold over the labelled source rows; target rows join every fold.
 
     Training folds: ``k - 1`` parts of the source rows plus every target row
@@ -134,6 +146,10 @@ class DomainAwareKFold:
     ``get_n_splits``), as scikit-learn does: a wrong type raises a
     ``TypeError``, a value out of range a ``ValueError``.
     """
+
+    # under metadata routing, GridSearchCV and cross_validate pass
+    # ``sample_domain`` to ``split`` (it says which rows are target rows)
+    __metadata_request__split = {"sample_domain": True}
 
     def __init__(self, n_splits=5, shuffle=True, random_state=None):
         self.n_splits = n_splits
@@ -271,7 +287,7 @@ def _mse(pred, y):
     return ((pred - _as_2d(y)) ** 2).mean(axis=1)
 
 
-class ImportanceWeightedScorer:
+class ImportanceWeightedScorer(_RequestsSampleDomain):
     """Importance-weighted validation score (higher is better).
 
     A domain classifier is fitted to tell the validation fold's source rows from
@@ -388,7 +404,7 @@ class ImportanceWeightedScorer:
         return -float(np.average(err, weights=w))
 
 
-class ReverseValidationScorer:
+class ReverseValidationScorer(_RequestsSampleDomain):
     """Reverse validation score (higher is better).
 
     The fitted estimator pseudo-labels the validation fold's target rows; a

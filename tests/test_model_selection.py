@@ -148,3 +148,51 @@ def test_reverse_validation_beats_random_pick_on_instrument_shift():
     assert (
         _selection_beats_random("instrument", ReverseValidationScorer(), [0, 1, 2]) >= 2
     )
+
+
+# ------------------------------------------------ metadata routing
+class _Recording(ImportanceWeightedScorer):
+    seen = []
+
+    def __call__(self, estimator, X, y, sample_domain=None):
+        type(self).seen.append(sample_domain)
+        return super().__call__(estimator, X, y, sample_domain=sample_domain)
+
+
+class _RecordingKFold(DomainAwareKFold):
+    seen = []
+
+    def split(self, X, y=None, groups=None, sample_domain=None):
+        type(self).seen.append(sample_domain)
+        return super().split(X, y, groups, sample_domain=sample_domain)
+
+
+def test_searches_route_sample_domain_to_the_splitter_and_the_scorers():
+    import sklearn
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(90, 3))
+    y = X[:, 0] + 0.1 * rng.normal(size=90)  # every row has a finite y ...
+    domain = np.r_[np.zeros(60, int), -np.ones(30, int)]  # ... some are target
+    y[75:] = np.nan
+    for scorer in (ImportanceWeightedScorer(), ReverseValidationScorer()):
+        assert scorer.get_metadata_routing().score.requests == {"sample_domain": True}
+    splits = _RecordingKFold(n_splits=3, random_state=0)
+    assert splits.get_metadata_routing().split.requests["sample_domain"] is True
+    _Recording.seen, _RecordingKFold.seen = [], []
+    with sklearn.config_context(enable_metadata_routing=True):
+        search = GridSearchCV(
+            DomainAdaptRegressor(method="source_only", **TINY),
+            {"lr": [1e-3, 1e-2]},
+            cv=splits,
+            scoring=_Recording(),
+        )
+        search.fit(X, y, sample_domain=domain)
+    # the scorer saw each validation fold's domains, target rows included
+    assert _Recording.seen and all(sd is not None for sd in _Recording.seen)
+    assert all((np.asarray(sd) < 0).any() for sd in _Recording.seen)
+    # the splitter got the domains too, so the labelled target rows (60-74)
+    # join every training fold instead of being split as source rows
+    assert _RecordingKFold.seen and all(sd is not None for sd in _RecordingKFold.seen)
+    for train, _ in splits.split(X, y, sample_domain=domain):
+        assert set(range(60, 90)) <= set(train)
