@@ -282,6 +282,40 @@ def _split_rows(owner, X, y, sample_domain):
     return src, tgt
 
 
+def _predict_source(estimator, X, domains):
+    """Predictions for source rows as the model sees its source rows.
+
+    ``predict`` standardises inputs with the target domain's statistics; under
+    per-domain normalisation (``adabn``, ``domain_norm``) a source row must be
+    standardised with its own domain's, or the score measures the source rows
+    through the wrong statistics. The final step of a pipeline is reached
+    through the steps before it.
+    """
+    final, transform = estimator, None
+    if hasattr(estimator, "steps"):
+        final, transform = estimator.steps[-1][1], estimator[:-1]
+    stats = getattr(final, "domain_stats_", None)
+    if not stats or getattr(final, "input_mean_", None) is None:
+        return estimator.predict(X)
+    if transform is not None:
+        X = transform.transform(X)
+    values = np.asarray(X, dtype=np.float64)
+    flat = values.reshape(len(values), -1).copy()
+    for domain in np.unique(domains):
+        if int(domain) not in stats:
+            continue
+        rows = domains == domain
+        mean, scale = (np.asarray(v).ravel() for v in stats[int(domain)])
+        # the network applies the target statistics: feed it the input whose
+        # target standardisation is this domain's standardisation of the row
+        standard = (flat[rows] - mean) / scale
+        flat[rows] = standard * final.input_scale_.ravel() + final.input_mean_.ravel()
+    shaped = flat.reshape(values.shape)
+    if hasattr(X, "columns"):  # keep the feature names
+        shaped = type(X)(shaped, columns=X.columns, index=X.index)
+    return final.predict(shaped)
+
+
 def _mse(pred, y):
     pred = np.asarray(pred, dtype=float).reshape(len(y), -1)
     return ((pred - _as_2d(y)) ** 2).mean(axis=1)
@@ -294,7 +328,11 @@ class ImportanceWeightedScorer(_RequestsSampleDomain):
     its target rows; each source row's squared error is weighted by
     ``p(target | x) / p(source | x)`` (times ``n_source / n_target``), which
     estimates the target risk under covariate shift. Without target rows the
-    score is the plain negative MSE.
+    score is the plain negative MSE. Under per-domain normalisation
+    (``adabn``, ``domain_norm=True``) each source row is predicted with its own
+    domain's input statistics, as in training, not the target's that
+    ``predict`` applies; the benefit of the per-domain statistics themselves is
+    then invisible on source rows, so ``adabn`` and ``source_only`` can tie.
 
     Parameters
     ----------
@@ -397,7 +435,8 @@ class ImportanceWeightedScorer(_RequestsSampleDomain):
         src, tgt = _split_rows("ImportanceWeightedScorer", X, y, sample_domain)
         Xs = _safe_indexing(X, src)
         ys = _as_2d(y)[src]
-        err = _mse(estimator.predict(Xs), ys)
+        domains = domain_masks(_as_2d(y), sample_domain).domain[src]
+        err = _mse(_predict_source(estimator, Xs, domains), ys)
         if len(tgt) == 0:
             return -float(err.mean())
         w = self.weights(Xs, _safe_indexing(X, tgt))

@@ -196,3 +196,32 @@ def test_searches_route_sample_domain_to_the_splitter_and_the_scorers():
     assert _RecordingKFold.seen and all(sd is not None for sd in _RecordingKFold.seen)
     for train, _ in splits.split(X, y, sample_domain=domain):
         assert set(range(60, 90)) <= set(train)
+
+
+def test_importance_weighted_score_measures_source_rows_with_their_own_statistics():
+    # under per-domain normalisation, predict() standardises with the target's
+    # statistics; the scorer must standardise a source row with the source's.
+    # adabn without batch norm trains exactly as source_only on the source
+    # rows (both standardise them with the source statistics), so on those
+    # rows the two models are the same, and so are their scores
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    X, y, _, _ = uda_stack("instrument")
+    params = dict(backbone_params={"hidden_sizes": (16,)}, max_epochs=5, random_state=0)
+    scorer = ImportanceWeightedScorer()
+    plain = DomainAdaptRegressor(method="source_only", **params).fit(X, y)
+    adabn = DomainAdaptRegressor(method="adabn", **params).fit(X, y)
+    assert adabn.domain_stats_ is not None
+    assert scorer(adabn, X, y) == pytest.approx(scorer(plain, X, y), rel=1e-5)
+    # predict() on the source rows (target statistics) is a different model
+    src = np.isfinite(y)
+    w = scorer.weights(X[src], X[~src])
+    naive = -np.average((adabn.predict(X[src]) - y[src]) ** 2, weights=w)
+    assert naive != pytest.approx(scorer(adabn, X, y), rel=1e-2)
+    # the same through a pipeline
+    pipe = make_pipeline(
+        FunctionTransformer(), DomainAdaptRegressor("mlp", method="adabn", **params)
+    )
+    pipe.fit(X, y)
+    assert scorer(pipe, X, y) == pytest.approx(scorer(adabn, X, y), rel=1e-5)
