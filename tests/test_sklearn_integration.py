@@ -272,3 +272,30 @@ def test_cross_validate_routes_sample_weight_to_a_pipeline_step():
         pipe = make_pipeline(scaler, est)
         out = cross_validate(pipe, X, y, cv=3, params={"sample_weight": w})
     assert np.all(out["test_score"] > 0.9)
+
+
+def test_meta_estimators_with_unlabelled_rows_as_documented():
+    # docs/user_guide.md: VotingRegressor takes NaN-marked target rows;
+    # StackingRegressor and TransformedTargetRegressor refuse them
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.ensemble import StackingRegressor, VotingRegressor
+
+    from sktransfer import DomainAdaptRegressor
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(50, 3))
+    y = X[:, 0] + 0.1 * rng.normal(size=50)
+    y[40:] = np.nan
+    small = dict(backbone_params={"hidden_sizes": (8,)}, max_epochs=2, random_state=0)
+    members = [
+        ("plain", DomainAdaptRegressor(method="source_only", **small)),
+        ("adabn", DomainAdaptRegressor(method="adabn", **small)),
+    ]
+    vote = VotingRegressor(members).fit(X, y)
+    assert np.isfinite(vote.predict(X)).all()
+    for meta in (
+        StackingRegressor(members),
+        TransformedTargetRegressor(DomainAdaptRegressor(**small)),
+    ):
+        with pytest.raises(ValueError, match="NaN"):
+            meta.fit(X, y)
