@@ -13,6 +13,7 @@ import torch
 from sklearn.base import _fit_context
 from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import _num_samples
 
 from sktransfer._base import BaseTransferEstimator, TrainingPlan
 from sktransfer._docs import fill_doc
@@ -300,6 +301,64 @@ class DomainAdaptRegressor(BaseTransferEstimator):
         self.__dict__.pop("_auto_choice", None)
         self.da_weight_ = fit.plan.da_weight
         self.domain_stats_ = fit.scaling.domain_stats_
+
+    def predict(self, X, sample_domain=None):
+        """Predict targets in their original units.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, \
+*input_shape)
+            Inputs, with the features (or per-sample shape) seen in ``fit``.
+        sample_domain : array-like of int, shape (n_samples,), default=None
+            The domain of each row. None: every row is a target row. Under
+            per-domain normalisation (``method="adabn"``, ``domain_norm=True``)
+            each row is standardised with its own domain's statistics from
+            ``fit`` (``domain_stats_``), so source rows and several target
+            domains are predicted as in training; without it, the target's
+            statistics apply to every row, and ``sample_domain`` changes
+            nothing.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            1-D when the estimator was fitted on a 1-D ``y``.
+        """
+        if sample_domain is not None and hasattr(self, "net_"):
+            X = self._in_domain_inputs(X, sample_domain)
+        return super().predict(X)
+
+    def _in_domain_inputs(self, X, sample_domain):
+        """``X`` with each row moved so that the network's (target)
+        standardisation is its own domain's standardisation of the row."""
+        domain = np.asarray(sample_domain)
+        n = _num_samples(X)
+        if domain.shape != (n,) or domain.dtype.kind not in "iu":
+            raise ValueError(
+                f"sample_domain must be one integer per row of X ({n}); got "
+                f"shape {domain.shape} and dtype {domain.dtype}."
+            )
+        stats = self.domain_stats_
+        if not stats or self.input_mean_ is None:
+            return X
+        unseen = sorted(set(np.unique(domain).tolist()) - set(stats))
+        if unseen:
+            raise ValueError(
+                f"sample_domain holds domain(s) {unseen} that fit did not see "
+                f"(seen: {sorted(stats)}); their input statistics are unknown. "
+                "Pass sample_domain=None to predict them as the target domain."
+            )
+        values = np.asarray(X, dtype=np.float64)
+        flat = values.reshape(n, -1).copy()
+        mean_t, scale_t = self.input_mean_.ravel(), self.input_scale_.ravel()
+        for dom in np.unique(domain):
+            rows = domain == dom
+            mean, scale = (np.asarray(v, dtype=np.float64).ravel() for v in stats[dom])
+            flat[rows] = (flat[rows] - mean) / scale * scale_t + mean_t
+        moved = flat.reshape(values.shape)
+        if hasattr(X, "columns"):  # keep the feature names
+            moved = type(X)(moved, columns=X.columns, index=X.index)
+        return moved
 
     def score(self, X, y, sample_weight=None):
         """R^2 on the labelled rows; rows whose ``y`` is NaN are left out.

@@ -288,32 +288,18 @@ def _predict_source(estimator, X, domains):
     ``predict`` standardises inputs with the target domain's statistics; under
     per-domain normalisation (``adabn``, ``domain_norm``) a source row must be
     standardised with its own domain's, or the score measures the source rows
-    through the wrong statistics. The final step of a pipeline is reached
+    through the wrong statistics: ``DomainAdaptRegressor.predict`` takes
+    ``sample_domain`` for that. The final step of a pipeline is reached
     through the steps before it.
     """
     final, transform = estimator, None
     if hasattr(estimator, "steps"):
         final, transform = estimator.steps[-1][1], estimator[:-1]
-    stats = getattr(final, "domain_stats_", None)
-    if not stats or getattr(final, "input_mean_", None) is None:
+    if not getattr(final, "domain_stats_", None):
         return estimator.predict(X)
     if transform is not None:
         X = transform.transform(X)
-    values = np.asarray(X, dtype=np.float64)
-    flat = values.reshape(len(values), -1).copy()
-    for domain in np.unique(domains):
-        if int(domain) not in stats:
-            continue
-        rows = domains == domain
-        mean, scale = (np.asarray(v).ravel() for v in stats[int(domain)])
-        # the network applies the target statistics: feed it the input whose
-        # target standardisation is this domain's standardisation of the row
-        standard = (flat[rows] - mean) / scale
-        flat[rows] = standard * final.input_scale_.ravel() + final.input_mean_.ravel()
-    shaped = flat.reshape(values.shape)
-    if hasattr(X, "columns"):  # keep the feature names
-        shaped = type(X)(shaped, columns=X.columns, index=X.index)
-    return final.predict(shaped)
+    return final.predict(X, sample_domain=np.asarray(domains, dtype=np.int64))
 
 
 def _mse(pred, y):

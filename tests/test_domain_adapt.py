@@ -185,3 +185,33 @@ def test_score_leaves_out_unlabelled_rows(uda):
     assert np.isfinite(scores).all()
     with pytest.raises(ValueError, match="no labelled rows"):
         est.score(X[~lab], y[~lab])
+
+
+def test_predict_with_sample_domain_uses_each_domains_statistics(uda):
+    X, y, _, _ = uda
+    small = dict(backbone_params={"hidden_sizes": (16,)}, max_epochs=5, random_state=0)
+    adabn = DomainAdaptRegressor(method="adabn", **small).fit(X, y)
+    plain = DomainAdaptRegressor(method="source_only", **small).fit(X, y)
+    src, tgt = np.isfinite(y), np.isnan(y)
+    # target rows: their statistics are the ones predict applies anyway
+    n_tgt = int(tgt.sum())
+    np.testing.assert_allclose(
+        adabn.predict(X[tgt], sample_domain=-np.ones(n_tgt, int)),
+        adabn.predict(X[tgt]),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    # source rows with the source statistics: without batch norm, adabn and
+    # source_only trained the same network on the same standardised rows
+    on_source = adabn.predict(X[src], sample_domain=np.zeros(int(src.sum()), int))
+    np.testing.assert_allclose(on_source, plain.predict(X[src]), rtol=1e-4, atol=1e-5)
+    assert not np.allclose(adabn.predict(X[src]), on_source, atol=1e-3)
+    # without per-domain statistics sample_domain changes nothing
+    np.testing.assert_array_equal(
+        plain.predict(X[src], sample_domain=np.zeros(int(src.sum()), int)),
+        plain.predict(X[src]),
+    )
+    with pytest.raises(ValueError, match=r"domain\(s\) \[3\] that fit did not see"):
+        adabn.predict(X[:2], sample_domain=np.array([3, 3]))
+    with pytest.raises(ValueError, match="one integer per row"):
+        adabn.predict(X[:2], sample_domain=np.array([0]))
