@@ -114,3 +114,27 @@ def test_fit_leaves_global_rng_alone():
     est.fit(X, y)
     assert torch.equal(torch.rand(1), ref_torch)
     assert np.random.rand() == ref_np  # noqa: NPY002
+
+
+def test_fit_and_predict_respect_a_threadpool_limit():
+    # docs/performance.md, "Threads": threadpoolctl (a scikit-learn
+    # dependency) limits torch's intra-op threads for a fit
+    from threadpoolctl import threadpool_limits
+
+    seen = []
+
+    class Recorder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(3, 4)
+
+        def forward(self, x):
+            seen.append(torch.get_num_threads())
+            return self.lin(x)
+
+    X = np.random.RandomState(0).normal(size=(40, 3))
+    y = X[:, 0]
+    with threadpool_limits(limits=1):
+        est = TransferRegressor(Recorder(), max_epochs=2, random_state=0).fit(X, y)
+        est.predict(X)
+    assert seen and set(seen) == {1}
