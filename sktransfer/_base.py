@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from numbers import Integral, Real
 
+import cloudpickle
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin, clone
@@ -273,6 +274,54 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         if hasattr(self, "_skl_callbacks"):
             new._skl_callbacks = self._skl_callbacks
         return new
+
+    # --- pickling: registry entries travel with the names that use them ----
+    def _registry_names(self):
+        """(registry, name) for every parameter naming a registry entry."""
+        from sktransfer.backbones._registry import _REGISTRY
+
+        return [(_REGISTRY, self.backbone)] if isinstance(self.backbone, str) else []
+
+    def __getstate__(self):
+        """The state, plus the registry entries its names refer to.
+
+        A backbone, method or strategy registered in one process is unknown in
+        another (a ``GridSearchCV(n_jobs=2)`` worker, a plant server loading
+        the pickle): the entry travels with the estimator, serialised with
+        cloudpickle (joblib's), and is registered on loading where the name is
+        missing.
+        """
+        state = dict(super().__getstate__())
+        carried = []
+        for registry, name in self._registry_names():
+            entry = registry.entries.get(name)
+            if entry is None:
+                continue  # fit will say the name is unknown
+            try:
+                carried.append((registry.kind, name, cloudpickle.dumps(entry)))
+            except Exception:
+                continue
+        if carried:
+            state["_sktransfer_registry_entries"] = carried
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        carried = state.pop("_sktransfer_registry_entries", ())
+        registries = {registry.kind: registry for registry, _ in self._all_registries()}
+        for kind, name, blob in carried:
+            registry = registries.get(kind)
+            if registry is not None and name not in registry.entries:
+                registry.add(name, cloudpickle.loads(blob))
+        super().__setstate__(state)
+
+    @staticmethod
+    def _all_registries():
+        from sktransfer.adaptation._method import _METHODS
+        from sktransfer.backbones._registry import _REGISTRY
+        from sktransfer.finetuning import _STRATEGIES
+
+        return [(r, None) for r in (_REGISTRY, _METHODS, _STRATEGIES)]
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "net_")

@@ -198,6 +198,14 @@ class DomainAdaptRegressor(BaseTransferEstimator):
         if self.method != "auto":
             get_method(self.method)
 
+    def _registry_names(self):
+        from sktransfer.adaptation._method import _METHODS
+
+        names = super()._registry_names()
+        if isinstance(self.method, str) and self.method != "auto":
+            names.append((_METHODS, self.method))
+        return names
+
     def _method_name(self):
         """The method this fit trains (``"auto"`` resolved)."""
         if self.method == "auto":

@@ -164,6 +164,14 @@ class TransferRegressor(BaseTransferEstimator):
         if self.finetune != "auto":
             get_strategy(self.finetune)
 
+    def _registry_names(self):
+        from sktransfer.finetuning import _STRATEGIES
+
+        names = super()._registry_names()
+        if isinstance(self.finetune, str) and self.finetune != "auto":
+            names.append((_STRATEGIES, self.finetune))
+        return names
+
     def _strategy_name(self):
         """The strategy this fit trains (``"auto"`` resolved)."""
         if self.finetune == "auto":

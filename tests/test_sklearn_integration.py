@@ -299,3 +299,64 @@ def test_meta_estimators_with_unlabelled_rows_as_documented():
     ):
         with pytest.raises(ValueError, match="NaN"):
             meta.fit(X, y)
+
+
+# ------------------------------------- registered names in other processes
+def _forget(registry, name):
+    registry.entries.pop(name, None)
+
+
+def test_a_registered_backbone_travels_with_the_pickle():
+    import pickle
+
+    from sktransfer.backbones import register_backbone
+    from sktransfer.backbones._registry import _REGISTRY
+
+    def tiny(input_shape, width=4):  # local: only this process knows it
+        import torch
+
+        return torch.nn.Sequential(
+            torch.nn.Flatten(), torch.nn.Linear(int(np.prod(input_shape)), width)
+        )
+
+    register_backbone("carried_tiny", tiny, overwrite=True)
+    try:
+        est = TransferRegressor("carried_tiny", max_epochs=2, random_state=0)
+        blob = pickle.dumps(est)
+        _forget(_REGISTRY, "carried_tiny")  # a fresh process: the name is unknown
+        loaded = pickle.loads(blob)
+        assert "carried_tiny" in _REGISTRY.entries
+        assert "_sktransfer_registry_entries" not in loaded.__dict__
+        X = np.random.RandomState(0).normal(size=(20, 3))
+        assert loaded.fit(X, X[:, 0]).n_backbone_features_ == 4
+    finally:
+        _forget(_REGISTRY, "carried_tiny")
+
+
+def test_grid_search_with_a_registered_backbone_in_worker_processes():
+    from sklearn.model_selection import GridSearchCV
+
+    from sktransfer.backbones import register_backbone
+    from sktransfer.backbones._registry import _REGISTRY
+
+    def narrow(input_shape, width=4):  # defined here, unknown to the workers
+        import torch
+
+        return torch.nn.Sequential(
+            torch.nn.Flatten(), torch.nn.Linear(int(np.prod(input_shape)), width)
+        )
+
+    register_backbone("worker_narrow", narrow, overwrite=True)
+    try:
+        X = np.random.RandomState(0).normal(size=(40, 3))
+        search = GridSearchCV(
+            TransferRegressor("worker_narrow", max_epochs=2, random_state=0),
+            {"lr": [1e-3, 1e-2]},
+            cv=2,
+            n_jobs=2,
+            error_score="raise",
+        )
+        search.fit(X, X[:, 0])
+        assert np.isfinite(search.best_score_)
+    finally:
+        _forget(_REGISTRY, "worker_narrow")
