@@ -360,3 +360,33 @@ def test_grid_search_with_a_registered_backbone_in_worker_processes():
         assert np.isfinite(search.best_score_)
     finally:
         _forget(_REGISTRY, "worker_narrow")
+
+
+def test_a_registered_method_and_strategy_travel_with_the_pickle():
+    import pickle
+
+    from sktransfer import DomainAdaptRegressor
+    from sktransfer.adaptation import CORAL, register_method
+    from sktransfer.adaptation._method import _METHODS
+    from sktransfer.finetuning import _STRATEGIES, Full, register_strategy
+
+    class MyCoral(CORAL):
+        name = "carried_coral"
+
+    class MyFull(Full):
+        name = "carried_full"
+
+    register_method(MyCoral, overwrite=True)
+    register_strategy(MyFull, overwrite=True)
+    try:
+        da = pickle.dumps(DomainAdaptRegressor(method="carried_coral"))
+        tr = pickle.dumps(TransferRegressor(finetune="carried_full"))
+        _forget(_METHODS, "carried_coral")
+        _forget(_STRATEGIES, "carried_full")
+        assert pickle.loads(da).method == "carried_coral"
+        assert pickle.loads(tr).finetune == "carried_full"
+        assert "carried_coral" in _METHODS.entries
+        assert "carried_full" in _STRATEGIES.entries
+    finally:
+        _forget(_METHODS, "carried_coral")
+        _forget(_STRATEGIES, "carried_full")
