@@ -314,6 +314,20 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
             if registry is not None and name not in registry.entries:
                 registry.add(name, cloudpickle.loads(blob))
         super().__setstate__(state)
+        self._follow_the_net_device()
+
+    def _follow_the_net_device(self):
+        """After unpickling, predict where the net now lives: skorch loads a
+        net fitted on a GPU onto the CPU where no GPU is available."""
+        net = self.__dict__.get("net_")
+        device = getattr(self, "device_", None)
+        if net is None or device is None or str(net.device) == str(device):
+            return
+        warn(
+            f"This {type(self).__name__} was fitted on {device!r}, which this "
+            f"machine does not have; it predicts on {str(net.device)!r}."
+        )
+        self.device_ = str(net.device)
 
     @staticmethod
     def _all_registries():

@@ -138,3 +138,20 @@ def test_fit_and_predict_respect_a_threadpool_limit():
         est = TransferRegressor(Recorder(), max_epochs=2, random_state=0).fit(X, y)
         est.predict(X)
     assert seen and set(seen) == {1}
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="simulates a CPU-only machine")
+def test_a_model_fitted_on_a_gpu_predicts_on_a_cpu_only_machine():
+    import pickle
+
+    X, y = linear_problem(n=40, n_features=3)
+    est = TransferRegressor(**TINY).fit(X, y)
+    expected = est.predict(X)
+    # as if fitted on a GPU: skorch maps the net to the CPU when it loads
+    # without one; the estimator must follow it
+    est.device_ = "cuda:0"
+    est.net_.device = "cuda:0"
+    with pytest.warns(UserWarning, match="fitted on 'cuda:0'.*predicts on 'cpu'"):
+        loaded = pickle.loads(pickle.dumps(est))
+    assert loaded.device_ == "cpu"
+    np.testing.assert_allclose(loaded.predict(X), expected, rtol=1e-6)
