@@ -359,6 +359,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
     def _fit_stages(self, X, y, sample_weight, sample_domain):
         """The fit coordinator: one line per stage."""
         self._check_params()
+        self._auto_choice = self._choose_auto(X, y, sample_weight, sample_domain)
         X, y, y_1d = self._validate_data(X, y)
         masks = self._domains(y, sample_domain)
         sample_weight = self._validate_sample_weight(sample_weight, X, masks)
@@ -389,6 +390,11 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         return self
 
     # --- stage: validate ------------------------------------------------------
+    def _choose_auto(self, X, y, sample_weight, sample_domain):
+        """What an ``"auto"`` setting resolves to, chosen before the fit
+        (by cross-validation on clones); None when there is none."""
+        return None
+
     def _check_params(self):
         """Cross-parameter checks the declarative constraints cannot express."""
         if isinstance(self.optimizer, type) and (

@@ -91,18 +91,22 @@ def _finite_features(network, X):
     return f
 
 
+def _chunks(X, rows):
+    """Index selectors of the training rows, ``_CHUNK`` rows at a time."""
+    n = X.shape[0] if rows is None else int(rows.numel())
+    for start in range(0, n, _CHUNK):
+        if rows is None:
+            yield slice(start, start + _CHUNK)
+        else:
+            yield rows[start : start + _CHUNK]
+
+
 @torch.no_grad()
 def _moments(network, X, y, weight, rows):
     """Weighted float64 ``F'DF``, ``F'DY`` and ``Y'DY`` (per output) of the
     augmented features."""
     gram = cross = yy = None
-    n = X.shape[0] if rows is None else rows.numel()
-    for start in range(0, n, _CHUNK):
-        idx = (
-            slice(start, start + _CHUNK)
-            if rows is None
-            else rows[start : start + _CHUNK]
-        )
+    for idx in _chunks(X, rows):
         f = _finite_features(network, X[idx])
         f = torch.cat([f, torch.ones_like(f[:, :1])], dim=1)
         yb = y[idx].double()
@@ -261,14 +265,8 @@ class _Spectrum:
 def _rows(network, X, y, weight, rows, bias):
     """The float64 (augmented) features, targets and weights of the rows."""
     idx = slice(None) if rows is None else rows
-    n = X.shape[0] if rows is None else int(rows.numel())
     parts = []
-    for start in range(0, n, _CHUNK):
-        sel = (
-            slice(start, start + _CHUNK)
-            if rows is None
-            else rows[start : start + _CHUNK]
-        )
+    for sel in _chunks(X, rows):
         f = _finite_features(network, X[sel])
         if bias:
             f = torch.cat([f, torch.ones_like(f[:, :1])], dim=1)

@@ -212,11 +212,10 @@ class DomainAdaptRegressor(BaseTransferEstimator):
             return self._auto_choice[0]
         return self.method
 
-    def _fit_stages(self, X, y, sample_weight, sample_domain):
-        if self.method == "auto":
-            self._check_params()
-            self._auto_choice = choose_method(self, X, y, sample_domain, sample_weight)
-        return super()._fit_stages(X, y, sample_weight, sample_domain)
+    def _choose_auto(self, X, y, sample_weight, sample_domain):
+        if self.method != "auto":
+            return None
+        return choose_method(self, X, y, sample_domain, sample_weight)
 
     def _loss_weights(self, masks, sample_weight, plan):
         # semi-supervised: over an epoch the labelled target rows weigh as much

@@ -178,11 +178,10 @@ class TransferRegressor(BaseTransferEstimator):
             return self._auto_choice[0]
         return self.finetune
 
-    def _fit_stages(self, X, y, sample_weight, sample_domain):
-        if self.finetune == "auto":
-            self._check_params()
-            self._auto_choice = self._choose_finetune(X, y, sample_weight)
-        return super()._fit_stages(X, y, sample_weight, sample_domain)
+    def _choose_auto(self, X, y, sample_weight, sample_domain):
+        if self.finetune != "auto":
+            return None
+        return self._choose_finetune(X, y, sample_weight)
 
     def _trains_pretrained_parameters(self):
         """The backbone is pretrained and has parameters to fine-tune."""
