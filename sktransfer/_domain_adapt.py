@@ -55,10 +55,10 @@ class DomainAdaptRegressor(BaseTransferEstimator):
         (:mod:`sktransfer.adaptation`). ``"auto"`` does no harm by
         construction: with at least 6 labelled target rows it chooses among
         ``source_only``, ``adabn`` and ``rsd`` (``rsd`` dropped for the
-        parameter-free ``"linear"`` backbone) by 3-fold cross-validation
-        over those rows (each candidate fitted with this estimator's other
-        parameters, the held-out rows left out of training; about
-        ten fits in all), keeping ``source_only`` unless another beats it by
+        parameter-free ``"linear"`` backbone) by cross-validation over those
+        rows (each candidate fitted with this estimator's other parameters,
+        the held-out rows left out of training; 3 folds, about ten fits in
+        all, and one fold per 20 rows beyond 60 rows, at most 10), keeping ``source_only`` unless another beats it by
         more than one standard error of the per-row differences; with fewer
         it trains
         ``source_only``, because no criterion computed from unlabelled rows

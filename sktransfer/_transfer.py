@@ -48,8 +48,9 @@ class TransferRegressor(BaseTransferEstimator):
         ``"auto"``: for a pretrained backbone with parameters and at least 10
         labelled rows, the strategy and L2-SP strength (with ``l2sp="auto"``;
         else ``l2sp`` as given) chosen among ``full`` with 0.1 and 1.0,
-        ``lp_ft`` and ``linear_probe`` with 0.1 by 3-fold cross-validation
-        over the rows (12 fits before the final one), keeping ``full`` with
+        ``lp_ft`` and ``linear_probe`` with 0.1 by cross-validation over the
+        rows (3 folds, 12 fits before the final one; one fold per 20 rows
+        beyond 60 rows, at most 10), keeping ``full`` with
         0.1 unless another beats it by more than one standard error of the
         per-row differences; otherwise ``full``. The choice is
         ``finetune_``.

@@ -1,9 +1,10 @@
 """The cross-validated choice behind method="auto" and finetune="auto"."""
 
 import numpy as np
+import pytest
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from sktransfer._choice import choose
+from sktransfer._choice import choose, n_folds
 
 
 class Shifted(RegressorMixin, BaseEstimator):
@@ -65,3 +66,37 @@ def test_the_score_is_the_squared_error_of_each_row_held_out_once():
     for train, held in KFold(3, shuffle=True, random_state=seed).split(y):
         expected += np.sum((y[held] - y[train].mean()) ** 2)
     np.testing.assert_allclose(scores["baseline"], expected, rtol=1e-12)
+
+
+class CountingFits(Shifted):
+    """Records the number of rows each fit saw."""
+
+    seen = []
+
+    def fit(self, X, y, sample_weight=None):
+        CountingFits.seen.append(len(y))
+        return super().fit(X, y, sample_weight)
+
+
+@pytest.mark.parametrize(
+    ("n", "folds"), [(6, 3), (40, 3), (60, 3), (100, 5), (200, 10), (1000, 10)]
+)
+def test_folds_grow_with_the_labels(n, folds):
+    # a k-fold score describes a model trained on (k-1)/k of the labels:
+    # with many labels, more folds (3 folds preferred rsd on synthetic-concept
+    # with 200 labels, where source_only generalises better)
+    assert n_folds(n) == folds
+    CountingFits.seen = []
+    rng = np.random.RandomState(0)
+    choose(
+        CountingFits(random_state=0),
+        {"only": {}},
+        rng.normal(size=(n, 2)),
+        rng.normal(size=n),
+        np.arange(n),
+        unlabel=False,
+        sample_weight=None,
+        fit_params={},
+    )
+    assert len(CountingFits.seen) == folds
+    assert sum(n - s for s in CountingFits.seen) == n  # each row held out once
