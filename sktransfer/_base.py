@@ -72,6 +72,24 @@ def _is_fitted_source(backbone):
     return isinstance(est, BaseTransferEstimator) and est.__sklearn_is_fitted__()
 
 
+class SourceNotSaved(BaseEstimator):
+    """Stands in for the fitted source estimator in a fitted model's pickle.
+
+    A model fine-tuned from a fitted estimator does not need it to predict;
+    saving it would make every transfer step carry all the models before it.
+    Fitting a model whose ``backbone`` is this placeholder raises an error
+    that says how to pass the source back.
+
+    Parameters
+    ----------
+    estimator : str
+        The class name of the source estimator that was left out.
+    """
+
+    def __init__(self, estimator="estimator"):
+        self.estimator = estimator
+
+
 @dataclass(frozen=True)
 class Shapes:
     """``sample``: per-sample shape of ``X``; ``input``: what the backbone gets."""
@@ -191,6 +209,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         "precision": [StrOptions(set(PRECISIONS))],
         "verbose": ["verbose"],
         "clip_inputs": ["boolean"],
+        "keep_source": ["boolean"],
     }
 
     def __init__(
@@ -218,6 +237,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         precision="fp32",
         verbose=0,
         clip_inputs=False,
+        keep_source=False,
     ):
         self.backbone = backbone
         self.backbone_params = backbone_params
@@ -241,6 +261,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         self.precision = precision
         self.verbose = verbose
         self.clip_inputs = clip_inputs
+        self.keep_source = keep_source
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -289,9 +310,20 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         another (a ``GridSearchCV(n_jobs=2)`` worker, a plant server loading
         the pickle): the entry travels with the estimator, serialised with
         cloudpickle (joblib's), and is registered on loading where the name is
-        missing.
+        missing. A fitted model leaves out the fitted estimator it was trained
+        from (a :class:`SourceNotSaved` placeholder stands in) unless
+        ``keep_source=True``.
         """
         state = dict(super().__getstate__())
+        backbone = state.get("backbone")
+        if (
+            not state.get("keep_source", False)
+            and "net_" in state
+            and _is_fitted_source(backbone)
+        ):
+            # the fitted model predicts without it; its own pickle would
+            # carry the whole chain of models before it
+            state["backbone"] = SourceNotSaved(type(_unfrozen(backbone)).__name__)
         carried = []
         for registry, name in self._registry_names():
             entry = registry.entries.get(name)
@@ -412,6 +444,15 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
                 "backbone_params only applies to registry backbones (a str "
                 f"backbone); got backbone of type {type(self.backbone).__name__}. "
                 "Set backbone_params=None."
+            )
+        if isinstance(self.backbone, SourceNotSaved):
+            raise ValueError(
+                f"backbone is {self.backbone!r}: this model was unpickled (or "
+                f"copied) without the fitted {self.backbone.estimator} it was "
+                "trained from, which a fitted model's pickle leaves out "
+                "(keep_source=False). To fit again, pass the source back with "
+                "set_params(backbone=source), or set keep_source=True before "
+                "pickling."
             )
         if isinstance(self.backbone, BaseEstimator) and not isinstance(
             _unfrozen(self.backbone), BaseTransferEstimator

@@ -141,6 +141,15 @@ clip_inputs : bool, default=False
     At prediction, clip each (scaled) input feature to the range it had in
     training, so the network never extrapolates beyond it. Inputs more than
     3 standard deviations outside that range raise a warning either way.""",
+    "keep_source": """\
+keep_source : bool, default=False
+    Whether the pickle (or deep copy) of a *fitted* model holds the fitted
+    estimator passed as ``backbone``. By default it holds a small
+    ``SourceNotSaved`` placeholder instead, so a model fine-tuned in several
+    steps does not carry every model before it: predictions are unaffected,
+    but fitting the unpickled model again needs the source passed back
+    (``set_params(backbone=source)``). An unfitted estimator always keeps
+    its source (``fit`` needs it).""",
 }
 
 FIT_PARAMETERS = {

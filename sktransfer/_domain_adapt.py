@@ -58,9 +58,9 @@ class DomainAdaptRegressor(BaseTransferEstimator):
         parameter-free ``"linear"`` backbone) by cross-validation over those
         rows (each candidate fitted with this estimator's other parameters,
         the held-out rows left out of training; 3 folds, about ten fits in
-        all, and one fold per 20 rows beyond 60 rows, at most 10), keeping ``source_only`` unless another beats it by
-        more than one standard error of the per-row differences; with fewer
-        it trains
+        all, and one fold per 20 rows beyond 60 rows, at most 10), keeping
+        ``source_only`` unless another beats it by more than one standard
+        error of the per-row differences; with fewer it trains
         ``source_only``, because no criterion computed from unlabelled rows
         told, on the public suite, when adaptation helps (``adabn`` gains on
         instrument shifts and loses badly on a climate shift; see
@@ -163,6 +163,7 @@ class DomainAdaptRegressor(BaseTransferEstimator):
         precision="fp32",
         verbose=0,
         clip_inputs=False,
+        keep_source=False,
     ):
         super().__init__(
             backbone,
@@ -187,6 +188,7 @@ class DomainAdaptRegressor(BaseTransferEstimator):
             precision=precision,
             verbose=verbose,
             clip_inputs=clip_inputs,
+            keep_source=keep_source,
         )
         self.method = method
         self.da_weight = da_weight

@@ -131,6 +131,7 @@ class TransferRegressor(BaseTransferEstimator):
         precision="fp32",
         verbose=0,
         clip_inputs=False,
+        keep_source=False,
     ):
         super().__init__(
             backbone,
@@ -155,6 +156,7 @@ class TransferRegressor(BaseTransferEstimator):
             precision=precision,
             verbose=verbose,
             clip_inputs=clip_inputs,
+            keep_source=keep_source,
         )
         self.finetune = finetune
         self.backbone_lr = backbone_lr
