@@ -9,6 +9,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 
 from sktransfer import DomainAdaptRegressor
+from sktransfer.datasets import make_domain_shift
 from sktransfer.model_selection import (
     DomainAwareKFold,
     ImportanceWeightedScorer,
@@ -198,30 +199,71 @@ def test_searches_route_sample_domain_to_the_splitter_and_the_scorers():
         assert set(range(60, 90)) <= set(train)
 
 
-def test_importance_weighted_score_measures_source_rows_with_their_own_statistics():
-    # under per-domain normalisation, predict() standardises with the target's
-    # statistics; the scorer must standardise a source row with the source's.
-    # adabn without batch norm trains exactly as source_only on the source
-    # rows (both standardise them with the source statistics), so on those
-    # rows the two models are the same, and so are their scores
+def _iws_by_hand(est, X, y, *, own_statistics):
+    """The importance-weighted score computed step by step."""
+    src = np.isfinite(y)
+    domain = np.where(src, 0, -1)
+    view = np.asarray(X, dtype=float).copy()
+    if own_statistics:
+        for dom in (0, -1):
+            mean, scale = est.domain_stats_[dom]
+            view[domain == dom] = (X[domain == dom] - mean.ravel()) / scale.ravel()
+        pred = est.predict(X[src], sample_domain=np.zeros(src.sum(), dtype=int))
+    else:
+        pred = est.predict(X[src])
+    w = ImportanceWeightedScorer().weights(view[src], view[~src])
+    err = (pred - y[src]) ** 2
+    risk = np.average(err, weights=w)
+    return -(risk + np.sqrt(np.sum(w**2 * (err - risk) ** 2)) / w.sum())
+
+
+def test_importance_weighted_score_under_each_shift_assumption():
+    # "covariate": source rows stand for target rows as they are, so they are
+    # predicted as the target is (the target's statistics under adabn);
+    # "per_domain": each row is standardised with its own domain's
+    # statistics, for the prediction and for the density ratio
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import FunctionTransformer
 
     X, y, _, _ = uda_stack("instrument")
     params = dict(backbone_params={"hidden_sizes": (16,)}, max_epochs=5, random_state=0)
-    scorer = ImportanceWeightedScorer()
-    plain = DomainAdaptRegressor(method="source_only", **params).fit(X, y)
     adabn = DomainAdaptRegressor(method="adabn", **params).fit(X, y)
-    assert adabn.domain_stats_ is not None
-    assert scorer(adabn, X, y) == pytest.approx(scorer(plain, X, y), rel=1e-5)
-    # predict() on the source rows (target statistics) is a different model
-    src = np.isfinite(y)
-    w = scorer.weights(X[src], X[~src])
-    naive = -np.average((adabn.predict(X[src]) - y[src]) ** 2, weights=w)
-    assert naive != pytest.approx(scorer(adabn, X, y), rel=1e-2)
+    covariate = ImportanceWeightedScorer()(adabn, X, y)
+    per_domain = ImportanceWeightedScorer(shift="per_domain")(adabn, X, y)
+    assert covariate == pytest.approx(_iws_by_hand(adabn, X, y, own_statistics=False))
+    assert per_domain == pytest.approx(_iws_by_hand(adabn, X, y, own_statistics=True))
+    assert per_domain > covariate  # the gain and offset undone
     # the same through a pipeline
     pipe = make_pipeline(
         FunctionTransformer(), DomainAdaptRegressor("mlp", method="adabn", **params)
-    )
-    pipe.fit(X, y)
-    assert scorer(pipe, X, y) == pytest.approx(scorer(adabn, X, y), rel=1e-5)
+    ).fit(X, y)
+    for shift in ("covariate", "per_domain"):
+        scorer = ImportanceWeightedScorer(shift=shift)
+        assert scorer(pipe, X, y) == pytest.approx(scorer(adabn, X, y), rel=1e-5)
+    # n_se=0: the weighted estimate itself, always above the penalised one
+    assert ImportanceWeightedScorer(n_se=0)(adabn, X, y) > covariate
+
+
+def test_importance_weighted_score_per_domain_picks_adabn_on_an_instrument_shift():
+    # source-row predictions of adabn and source_only are the same; seen as
+    # each model sees the domains, adabn's estimate rests on every source row
+    # and source_only's on the few at the edge of the target
+    right = kept = 0
+    for seed in range(6):
+        Xs, ys, Xt, yt = make_domain_shift(
+            300, 300, shift="instrument", random_state=seed
+        )
+        X = np.vstack([Xs, Xt[:150]])
+        y = np.r_[ys, np.full(150, np.nan)]
+        scores, covariate, errors = {}, {}, {}
+        for method in ("source_only", "adabn"):
+            est = DomainAdaptRegressor("linear", method=method).fit(X, y)
+            scores[method] = ImportanceWeightedScorer(shift="per_domain")(est, X, y)
+            covariate[method] = ImportanceWeightedScorer()(est, X, y)
+            errors[method] = rmse(est, Xt[150:], yt[150:])
+        assert errors["adabn"] < errors["source_only"]
+        right += scores["adabn"] > scores["source_only"]
+        kept += covariate["source_only"] > covariate["adabn"]
+    assert right >= 5
+    # under the covariate-shift assumption the same data keep source_only
+    assert kept == 6
