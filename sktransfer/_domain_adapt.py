@@ -11,6 +11,7 @@ from numbers import Real
 import numpy as np
 import torch
 from sklearn.base import _fit_context
+from sklearn.metrics import r2_score
 from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _num_samples
@@ -123,7 +124,13 @@ class DomainAdaptRegressor(BaseTransferEstimator):
     (100,)
     """
 
+    # under metadata routing, sample_domain reaches fit and predict where a
+    # caller passes it (Pipeline, GridSearchCV, skada's pipelines and scorers);
+    # score takes it on request only: cross_validate would otherwise hand it
+    # the test fold's domains uninvited
     __metadata_request__fit = {"sample_domain": True}
+    __metadata_request__predict = {"sample_domain": True}
+    __metadata_request__score = {"sample_domain": False}
     _allow_unlabelled = True
 
     _parameter_constraints: dict = {
@@ -369,7 +376,7 @@ class DomainAdaptRegressor(BaseTransferEstimator):
             moved = type(X)(moved, columns=X.columns, index=X.index)
         return moved
 
-    def score(self, X, y, sample_weight=None):
+    def score(self, X, y, sample_weight=None, sample_domain=None):
         """R^2 on the labelled rows; rows whose ``y`` is NaN are left out.
 
         Unlabelled target rows are part of the training data, so a ``y`` that
@@ -384,6 +391,12 @@ class DomainAdaptRegressor(BaseTransferEstimator):
             Targets; NaN marks an unlabelled row.
         sample_weight : array-like of shape (n_samples,), default=None
             Weights of the rows.
+        sample_domain : array-like of int, shape (n_samples,), default=None
+            The domain of each row, passed to :meth:`predict`: under
+            per-domain normalisation source rows are then scored through
+            their own domain's statistics. Metadata routing passes it only
+            after ``set_score_request(sample_domain=True)`` (skada's
+            ``ImportanceWeightedScorer`` sends the source rows' domains).
 
         Returns
         -------
@@ -393,17 +406,26 @@ class DomainAdaptRegressor(BaseTransferEstimator):
         try:
             values = np.asarray(y, dtype=np.float64)
         except (TypeError, ValueError):
-            return super().score(X, y, sample_weight=sample_weight)
+            return self._r2(X, y, sample_weight, sample_domain)
         if values.ndim == 0 or not np.isnan(values).any():
-            return super().score(X, y, sample_weight=sample_weight)
+            return self._r2(X, y, sample_weight, sample_domain)
         keep = np.flatnonzero(~np.isnan(values.reshape(len(values), -1)).any(axis=1))
         if len(keep) == 0:
             raise ValueError(
                 "y has no labelled rows (all NaN), so there is nothing to score; "
                 "pass the target labels of the rows to score."
             )
-        sw = None if sample_weight is None else _safe_indexing(sample_weight, keep)
-        return super().score(_safe_indexing(X, keep), values[keep], sample_weight=sw)
+        sw, sd = (
+            None if v is None else _safe_indexing(v, keep)
+            for v in (sample_weight, sample_domain)
+        )
+        return self._r2(_safe_indexing(X, keep), values[keep], sw, sd)
+
+    def _r2(self, X, y, sample_weight, sample_domain):
+        if sample_domain is None:
+            return super().score(X, y, sample_weight=sample_weight)
+        pred = self.predict(X, sample_domain=sample_domain)
+        return r2_score(y, pred, sample_weight=sample_weight)
 
     @fill_doc
     @_fit_context(prefer_skip_nested_validation=True)

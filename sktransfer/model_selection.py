@@ -40,6 +40,7 @@ True
 import numbers
 
 import numpy as np
+from sklearn import get_config
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold
@@ -290,11 +291,13 @@ def _predict_source(estimator, X, domains):
     standardised with its own domain's, or the score measures the source rows
     through the wrong statistics: ``DomainAdaptRegressor.predict`` takes
     ``sample_domain`` for that. The final step of a pipeline is reached
-    through the steps before it.
+    through the steps before it, and through the selector that skada's
+    ``make_da_pipeline`` wraps around each step (``base_estimator_``).
     """
     final, transform = estimator, None
     if hasattr(estimator, "steps"):
         final, transform = estimator.steps[-1][1], estimator[:-1]
+    final = getattr(final, "base_estimator_", final)
     if not getattr(final, "domain_stats_", None):
         return estimator.predict(X)
     if transform is not None:
@@ -535,8 +538,24 @@ class ReverseValidationScorer(_RequestsSampleDomain):
         if np.ndim(y) == 1:
             y_rev = y_rev.ravel()
         rows = np.concatenate([tgt, src])
-        reverse = clone(estimator).fit(_safe_indexing(X, rows), y_rev)
+        fit_params = _reverse_domains(estimator, sample_domain, len(tgt), len(src))
+        reverse = clone(estimator).fit(_safe_indexing(X, rows), y_rev, **fit_params)
         return -float(_mse(reverse.predict(Xs), ys).mean())
+
+
+def _reverse_domains(estimator, sample_domain, n_pseudo, n_source):
+    """``sample_domain`` for the reverse fit, where the scorer was given one:
+    the pseudo-labelled rows are its source (0), the fold's source rows its
+    target (-1), as the NaN marks already say. skada's pipelines need it said:
+    without ``sample_domain`` they drop the NaN-marked rows before the
+    estimator sees them, and the reverse model would not adapt. A
+    scikit-learn pipeline takes it only under metadata routing."""
+    if sample_domain is None:
+        return {}
+    if hasattr(estimator, "steps") and not get_config()["enable_metadata_routing"]:
+        return {}
+    domains = np.r_[np.zeros(n_pseudo, np.int64), np.full(n_source, -1, np.int64)]
+    return {"sample_domain": domains}
 
 
 ImportanceWeightedScorer.__call__.__doc__ = _SCORE_DOC

@@ -215,3 +215,45 @@ def test_predict_with_sample_domain_uses_each_domains_statistics(uda):
         adabn.predict(X[:2], sample_domain=np.array([3, 3]))
     with pytest.raises(ValueError, match="one integer per row"):
         adabn.predict(X[:2], sample_domain=np.array([0]))
+
+
+def test_score_and_predict_take_sample_domain_as_routing_asks():
+    import sklearn
+    from sklearn.metrics import r2_score
+    from sklearn.model_selection import KFold, cross_validate
+    from sklearn.pipeline import make_pipeline
+
+    # two instruments (gain and offset): the source rows need their own
+    # statistics, which only sample_domain names
+    Xs, ys, Xt, yt = make_domain_shift(80, 60, random_state=0)
+    X, y = np.vstack([Xs, Xt]), np.concatenate([ys, yt])
+    domain = np.r_[np.zeros(80, int), -np.ones(60, int)]
+    est = DomainAdaptRegressor("linear", method="adabn", random_state=0)
+    est.fit(X, np.where(domain < 0, np.nan, y), sample_domain=domain)
+    own = est.predict(X, sample_domain=domain)
+    assert est.score(X, y, sample_domain=domain) == pytest.approx(r2_score(y, own))
+    assert est.score(X, y, sample_domain=domain) > est.score(X, y) + 0.05
+    y_hidden = np.where(domain < 0, np.nan, y)  # NaN rows leave, with their domain
+    assert est.score(X, y_hidden, sample_domain=domain) == pytest.approx(
+        r2_score(ys, own[:80])
+    )
+    with sklearn.config_context(enable_metadata_routing=True):
+        # predict asks for sample_domain by default, score only on request:
+        # cross_validate's params are for fit
+        pipe = make_pipeline(DomainAdaptRegressor("linear", method="adabn"))
+        pipe.fit(X, y_hidden, sample_domain=domain)
+        np.testing.assert_array_equal(pipe.predict(X, sample_domain=domain), own)
+        folds = KFold(2, shuffle=True, random_state=0)
+        params = {"sample_domain": domain}
+        kw = dict(cv=folds, params=params, return_estimator=True, return_indices=True)
+        for asks in (False, True):
+            est = DomainAdaptRegressor("linear", method="adabn")
+            est.set_score_request(sample_domain=asks)
+            out = cross_validate(est, X, y_hidden, **kw)
+            for fitted, test, score in zip(
+                out["estimator"], out["indices"]["test"], out["test_score"]
+            ):
+                rows = test[domain[test] >= 0]  # the labelled rows
+                sd = domain[rows] if asks else None
+                pred = fitted.predict(X[rows], sample_domain=sd)
+                assert score == pytest.approx(r2_score(y[rows], pred))

@@ -275,6 +275,67 @@ def test_cross_validate_routes_sample_weight_to_a_pipeline_step():
     assert np.all(out["test_score"] > 0.9)
 
 
+class _RecordingAdapt(DomainAdaptRegressor):
+    """Records the metadata each fit receives; the list is the class's, so
+    every clone a search makes adds to it."""
+
+    calls = []
+
+    def fit(self, X, y, sample_domain=None, sample_weight=None):
+        type(self).calls.append((np.copy(sample_weight), np.copy(sample_domain)))
+        return super().fit(
+            X, y, sample_domain=sample_domain, sample_weight=sample_weight
+        )
+
+
+def test_sample_weight_and_sample_domain_reach_fit_through_nested_routing():
+    import sklearn
+    from sklearn.model_selection import KFold, cross_validate
+
+    n = 60
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(n, 3))
+    y = X @ np.array([1.0, -2.0, 0.5])
+    domain = np.where(np.arange(n) % 3 == 0, -1, np.arange(n) % 2)  # 0, 1, -1
+    y[domain < 0] = np.nan
+    w = 1.0 + np.arange(n) / n  # distinct weights name the rows
+    _RecordingAdapt.calls = []
+    outer, inner = KFold(3), KFold(2)
+    with sklearn.config_context(enable_metadata_routing=True):
+        est = _RecordingAdapt("linear", method="adabn", random_state=0)
+        est.set_fit_request(sample_weight=True).set_score_request(sample_weight=True)
+        scaler = StandardScaler().set_fit_request(sample_weight=False)
+        pipe = Pipeline([("scale", scaler), ("inner", Pipeline([("da", est)]))])
+        grid = {"inner__da__standardize_y": [True, False]}
+        search = GridSearchCV(pipe, grid, cv=inner)
+        params = {"sample_weight": w, "sample_domain": domain}
+        out = cross_validate(
+            search, X, y, cv=outer, params=params, return_estimator=True
+        )
+        assert np.isfinite(out["test_score"]).all()
+        # predict takes sample_domain through both pipelines (a search's
+        # predict takes no metadata)
+        fitted = out["estimator"][0].best_estimator_
+        own = fitted.predict(X, sample_domain=domain)
+        np.testing.assert_array_equal(
+            own, fitted[-1][-1].predict(fitted[0].transform(X), sample_domain=domain)
+        )
+        assert not np.allclose(own, fitted.predict(X))  # the source rows moved
+    # every fit: 2 candidates x 2 inner folds, then the refit, per outer fold
+    expected = []
+    for train, _ in outer.split(X):
+        inner_rows = [train[part] for part, _ in inner.split(train)]
+        expected += 2 * inner_rows + [train]
+    assert len(_RecordingAdapt.calls) == len(expected) == 15
+    received = []
+    for weights, domains in _RecordingAdapt.calls:
+        rows = np.rint((weights - 1.0) * n).astype(int)
+        np.testing.assert_array_equal(weights, w[rows])  # unaltered
+        np.testing.assert_array_equal(domains, domain[rows])
+        received.append(tuple(rows))
+    assert sorted(received) == sorted(tuple(r) for r in expected)
+
+
 def test_meta_estimators_with_unlabelled_rows_as_documented():
     # docs/user_guide.md: VotingRegressor takes NaN-marked target rows;
     # StackingRegressor and TransformedTargetRegressor refuse them
