@@ -164,6 +164,7 @@ class DomainAdaptRegressor(BaseTransferEstimator):
         verbose=0,
         clip_inputs=False,
         keep_source=False,
+        augment=None,
     ):
         super().__init__(
             backbone,
@@ -189,6 +190,7 @@ class DomainAdaptRegressor(BaseTransferEstimator):
             verbose=verbose,
             clip_inputs=clip_inputs,
             keep_source=keep_source,
+            augment=augment,
         )
         self.method = method
         self.da_weight = da_weight

@@ -132,6 +132,7 @@ class TransferRegressor(BaseTransferEstimator):
         verbose=0,
         clip_inputs=False,
         keep_source=False,
+        augment=None,
     ):
         super().__init__(
             backbone,
@@ -157,6 +158,7 @@ class TransferRegressor(BaseTransferEstimator):
             verbose=verbose,
             clip_inputs=clip_inputs,
             keep_source=keep_source,
+            augment=augment,
         )
         self.finetune = finetune
         self.backbone_lr = backbone_lr
