@@ -512,7 +512,7 @@ def cmixup_probabilities(y, bandwidth):
     return torch.softmax(logits, dim=1)
 
 
-class CMixup(Augmentation):
+class CMixup(Mixup):
     """C-Mixup: mixup between rows with similar targets (Yao et al., NeurIPS 2022).
 
     For each row ``i`` a partner ``j != i`` is drawn from the labelled rows of
@@ -548,21 +548,16 @@ class CMixup(Augmentation):
     True
     """
 
-    mixes_rows = True
-
     def __init__(self, alpha=2.0, bandwidth=0.5):
         self.alpha = alpha
         self.bandwidth = bandwidth
 
-    def __call__(self, X, y, weight, generator):
-        alpha = _check_positive("alpha", self.alpha, self, allow_zero=False)
+    def _partners(self, y, generator):
+        """Each row's partner, drawn from :func:`cmixup_probabilities`."""
         bandwidth = _check_positive("bandwidth", self.bandwidth, self, False)
-        if X.shape[0] < 2:
-            return X, y, weight
         prob = cmixup_probabilities(y.detach(), bandwidth).to(generator.device)
         partner = torch.multinomial(prob, 1, generator=generator).reshape(-1)
-        lam = _beta(alpha, X.shape[0], X, generator)
-        return _mix(X, y, weight, partner.to(y.device), lam)
+        return partner.to(y.device)
 
 
 class ChemotoolsAugmentation(Augmentation):
