@@ -267,6 +267,13 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         self.keep_source = keep_source
         self.augment = augment
 
+    @staticmethod
+    def _base_arguments(arguments):
+        """The arguments of :class:`BaseTransferEstimator`'s ``__init__`` among
+        a subclass ``__init__``'s ``locals()``, by the base's signature."""
+        names = inspect.signature(BaseTransferEstimator.__init__).parameters
+        return {name: arguments[name] for name in names if name != "self"}
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
