@@ -30,12 +30,9 @@ with the current default (``full``, ``l2sp=0.1`` = ``"auto"`` for a pretrained
 MLP, ``backbone_lr=0.1``, 100 epochs, no early stopping).
 """
 
-import argparse
-import csv
 import sys
 import time
 import warnings
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -130,24 +127,12 @@ def run_unit(name, seed):
 def run(names, seeds, jobs):
     """Rows of every task x seed unit, in task then seed order."""
     units = [(name, seed) for name in names for seed in range(seeds)]
-    if jobs <= 1:
-        results = [run_unit(*u) for u in units]
-    else:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            futures = [pool.submit(run_unit, *u) for u in units]
-            results = []
-            for u, f in zip(units, futures):
-                results.append(f.result())
-                print(f"done {u[0]} seed {u[1]}", flush=True)
-    return [row for rows in results for row in rows]
+    return C.run_units(run_unit, units, jobs)
 
 
 def cell_means(rows):
     """``{(task, labels): {column: mean RMSE over seeds}}``, in row order."""
-    acc = {}
-    for r in rows:
-        cell = acc.setdefault((r["task"], int(r["labels"])), {})
-        cell.setdefault(r["config"], []).append(float(r["rmse"]))
+    acc = C.per_cell(rows, "config")
     return {
         k: {c: float(np.mean(v)) for c, v in cols.items()} for k, cols in acc.items()
     }
@@ -166,10 +151,6 @@ def wide_table(means):
     return C.md_table(["task", "labels", *COLUMNS], table)
 
 
-def _geo(values):
-    return float(np.exp(np.mean(np.log(values)))) if len(values) else float("nan")
-
-
 def summary_table(means, rows):
     """Per column: geometric mean of RMSE / default's, cells where it is best
     (over every column), worst ratio, mean fit seconds."""
@@ -184,7 +165,7 @@ def summary_table(means, rows):
             [
                 c,
                 STAGE.get(c, "ref"),
-                f"{_geo(ratios):.3f}",
+                f"{C.geo_mean(ratios):.3f}",
                 f"{best.count(c)} / {len(means)}",
                 f"{max(ratios):.3f}",
                 f"{np.mean(seconds[c]):.2f}",
@@ -209,19 +190,11 @@ def group_table(means):
     head = [f"{kind}, {few} ({len(groups[(kind, few)])})" for kind, few in keys]
     table = []
     for c in COLUMNS:
-        ratios = [_geo([cols[c] / cols[DEFAULT] for cols in groups[k]]) for k in keys]
+        ratios = [
+            C.geo_mean([cols[c] / cols[DEFAULT] for cols in groups[k]]) for k in keys
+        ]
         table.append([c, *(f"{r:.3f}" for r in ratios)])
     return C.md_table(["config (cells)", *head], table)
-
-
-def write_csv(rows, path):
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        for r in rows:
-            writer.writerow(
-                {k: f"{v:.6g}" if isinstance(v, float) else v for k, v in r.items()}
-            )
 
 
 def report(rows, command, seconds, seeds):
@@ -260,27 +233,13 @@ def report(rows, command, seconds, seeds):
     )
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--quick", action="store_true")
-    here = Path(__file__).resolve().parent / "results"
-    parser.add_argument("--out", default=str(here / "finetune_defaults.md"))
-    args = parser.parse_args(argv)
-    seeds = 1 if args.quick else args.seeds
-    start = time.perf_counter()
-    rows = run(_task_names(args.quick), seeds, args.jobs)
-    seconds = time.perf_counter() - start
-    command = "python benchmarks/finetune_defaults.py" + (
-        " --quick" if args.quick else f" --seeds {seeds} --jobs {args.jobs}"
+def main():
+    C.run_script(
+        "finetune_defaults",
+        __doc__,
+        lambda quick, seeds, jobs: run(_task_names(quick), seeds, jobs),
+        report,
     )
-    text = report(rows, command, seconds, seeds)
-    print(text)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    write_csv(rows, out.with_suffix(".csv"))
 
 
 if __name__ == "__main__":

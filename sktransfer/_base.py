@@ -40,6 +40,7 @@ from sktransfer._module import TransferModule
 from sktransfer._net import TrainingInterrupted, TransferNet
 from sktransfer._scaling import Scaling, scale_inputs
 from sktransfer._warnings import warn
+from sktransfer.augmentation import Augmentation, as_augmentations
 from sktransfer.backbones import get_backbone_factory, load_weights
 from sktransfer.backbones._weights import _check_finite_parameters
 from sktransfer.data import domain_masks, loss_weights
@@ -210,6 +211,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         "verbose": ["verbose"],
         "clip_inputs": ["boolean"],
         "keep_source": ["boolean"],
+        "augment": [Augmentation, list, tuple, None],
     }
 
     def __init__(
@@ -238,6 +240,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         verbose=0,
         clip_inputs=False,
         keep_source=False,
+        augment=None,
     ):
         self.backbone = backbone
         self.backbone_params = backbone_params
@@ -262,6 +265,14 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         self.verbose = verbose
         self.clip_inputs = clip_inputs
         self.keep_source = keep_source
+        self.augment = augment
+
+    @staticmethod
+    def _base_arguments(arguments):
+        """The arguments of :class:`BaseTransferEstimator`'s ``__init__`` among
+        a subclass ``__init__``'s ``locals()``, by the base's signature."""
+        names = inspect.signature(BaseTransferEstimator.__init__).parameters
+        return {name: arguments[name] for name in names if name != "self"}
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -409,7 +420,14 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
                 X_train, y_train, weight, masks, device, sample_weight
             )
             solver = self._choose_solver(network, plan, len(dataset))
-            net = self._assemble_net(network.to(device), plan, seeds, device, solver)
+            net = self._assemble_net(
+                network.to(device),
+                plan,
+                seeds,
+                device,
+                solver,
+                input_stats=(scaling.input_mean_, scaling.input_scale_),
+            )
             penalty = self._train(net, dataset, plan, origin, solver)
             if plan.after_training is not None:
                 plan.after_training(network, dataset)
@@ -476,6 +494,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
             )
         if isinstance(self.backbone, str):
             get_backbone_factory(self.backbone)
+        as_augmentations(self.augment)
 
     def _validate_data(self, X, y):
         """``(X, y as 2-D, whether y was 1-D)``; NaN ``y`` only if allowed."""
@@ -708,6 +727,15 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
             frozen_backbone=plan.frozen_backbone,
             feature_loss=plan.adaptation is not None,
         )
+        if as_augmentations(self.augment):
+            if self.solver == "closed_form":
+                raise ValueError(
+                    f"solver='closed_form' cannot use augment={self.augment!r}: "
+                    "augmentations transform each training batch, and only the "
+                    "gradient loop trains on batches. Use solver='auto' or "
+                    "'gradient', or set augment=None."
+                )
+            return "gradient"
         if self.solver == "closed_form":
             if reason:
                 raise ValueError(
@@ -729,8 +757,10 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         return "closed_form"
 
     # --- stage: net -----------------------------------------------------------
-    def _assemble_net(self, network, plan, seeds, device, solver):
-        """The skorch net: the network, the plan and the training settings."""
+    def _assemble_net(self, network, plan, seeds, device, solver, input_stats=None):
+        """The skorch net: the network, the plan and the training settings
+        (``input_stats``: the input mean and scale, for augmentations that act
+        in original units)."""
         # the guard first: early stopping must not end a run whose loss is
         # not finite (its patience runs out on an infinite validation loss)
         callbacks = [*plan.callbacks, ("divergence_guard", DivergenceGuard())]
@@ -772,6 +802,9 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
             adaptation=plan.adaptation,
             da_weight=plan.da_weight,
             precision=self.precision,
+            augment=tuple(clone(a) for a in as_augmentations(self.augment)),
+            augment_seed=seeds.augment,
+            input_stats=input_stats,
         )
 
     # --- stage: train ---------------------------------------------------------

@@ -120,20 +120,26 @@ class BatchIterator:
     def __len__(self):
         return len(self._starts()) - 1
 
-    def __iter__(self):
+    def row_batches(self):
+        """``(rows, n_source)`` of each batch: the positions in ``data.X`` (an
+        index tensor, or a slice) and None (no source/target blocks)."""
         data = self.data
         bounds = self._starts()
         n = len(data)
         if not self.shuffle and data.indices is None:
             for start, stop in itertools.pairwise(bounds):
-                yield data.take(slice(start, stop))
+                yield slice(start, stop), None
             return
         rows = data.row_indices()
         if self.shuffle:
             perm = torch.randperm(n, generator=self.generator).to(rows.device)
             rows = rows[perm]
         for start, stop in itertools.pairwise(bounds):
-            yield data.take(rows[start:stop])
+            yield rows[start:stop], None
+
+    def __iter__(self):
+        for rows, n_source in self.row_batches():
+            yield self.data.take(rows, n_source)
 
 
 class BalancedIterator:
@@ -163,6 +169,12 @@ class BalancedIterator:
         return rows[perm.to(rows.device)]
 
     def __iter__(self):
+        for rows, n_source in self.row_batches():
+            yield self.data.take(rows, n_source)
+
+    def row_batches(self):
+        """``(rows, n_source)`` of each batch: positions in ``data.X``, source
+        rows first, and how many source rows there are."""
         bs = self.batch_size
         src = self._perm(self.source_rows)
         n_s, n_t = int(src.numel()), int(self.target_rows.numel())
@@ -178,7 +190,7 @@ class BalancedIterator:
         for step in range(steps):
             s_idx = src[step * bs : min((step + 1) * bs, n_s)]
             t_idx = tgt[step * bt : (step + 1) * bt]
-            yield self.data.take(torch.cat([s_idx, t_idx]), int(s_idx.numel()))
+            yield torch.cat([s_idx, t_idx]), int(s_idx.numel())
 
 
 def validation_split(data, fraction, generator, eligible=None):

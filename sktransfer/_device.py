@@ -94,16 +94,19 @@ class Seeds:
         Seeds the generator that orders the mini-batches.
     split : int
         Seeds the early-stopping validation split.
+    augment : int
+        Seeds the generator the augmentations of training batches draw from.
     """
 
     init: int
     shuffle: int
     split: int
+    augment: int = 0
 
     @classmethod
     def from_random_state(cls, random_state):
         seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
-        return cls(init=seed, shuffle=seed + 1, split=seed + 2)
+        return cls(init=seed, shuffle=seed + 1, split=seed + 2, augment=seed + 3)
 
 
 #: torch draws initial weights and dropout masks from one process-wide

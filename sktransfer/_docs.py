@@ -150,6 +150,19 @@ keep_source : bool, default=False
     but fitting the unpickled model again needs the source passed back
     (``set_params(backbone=source)``). An unfitted estimator always keeps
     its source (``fit`` needs it).""",
+    "augment": """\
+augment : Augmentation, list of Augmentation or None, default=None
+    Augmentations of the training batches (:mod:`sktransfer.augmentation`):
+    one, or a list applied in order to every training batch -- never to the
+    early-stopping validation rows, never in ``predict``. Their random draws
+    come from a generator seeded by ``random_state``, apart from the one that
+    orders the batches. Row-wise ones (``GaussianJitter``,
+    ``BaselineShift``...) transform every row, unlabelled target rows
+    included; ``Mixup`` and ``CMixup`` mix labelled rows of one domain side
+    (source or target) only, and mix their loss weights (``sample_weight``)
+    with the same coefficient. The closed-form solver cannot augment:
+    ``solver="auto"`` then trains by gradient, ``solver="closed_form"`` is an
+    error. None: no augmentation.""",
 }
 
 FIT_PARAMETERS = {

@@ -171,32 +171,11 @@ class DomainAdaptRegressor(BaseTransferEstimator):
         verbose=0,
         clip_inputs=False,
         keep_source=False,
+        augment=None,
     ):
-        super().__init__(
-            backbone,
-            backbone_params=backbone_params,
-            weights=weights,
-            head=head,
-            input_shape=input_shape,
-            standardize_X=standardize_X,
-            max_epochs=max_epochs,
-            batch_size=batch_size,
-            lr=lr,
-            weight_decay=weight_decay,
-            optimizer=optimizer,
-            grad_clip=grad_clip,
-            solver=solver,
-            early_stopping=early_stopping,
-            validation_fraction=validation_fraction,
-            n_iter_no_change=n_iter_no_change,
-            standardize_y=standardize_y,
-            random_state=random_state,
-            device=device,
-            precision=precision,
-            verbose=verbose,
-            clip_inputs=clip_inputs,
-            keep_source=keep_source,
-        )
+        # the shared parameters, stored by the base (one list of names: its
+        # signature)
+        super().__init__(**self._base_arguments(locals()))
         self.method = method
         self.da_weight = da_weight
         self.da_ramp = da_ramp

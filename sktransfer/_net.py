@@ -14,6 +14,7 @@ from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog, ProgressB
 from skorch.utils import TeeGenerator
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from sktransfer._augment import AugmentedBatches, BatchAugmenter
 from sktransfer._batches import BalancedIterator, BatchIterator, TensorData
 from sktransfer._callbacks import SolverLog, StopTraining
 from sktransfer._closed_form import solve_linear_head
@@ -57,6 +58,16 @@ class TransferNet(NeuralNet):
         the head's learning rate and weight decay.
     da_weight : float, default=0.0
     precision : {"fp32", "bf16", "fp16"}, default="fp32"
+    augment : tuple of Augmentation, default=()
+        Applied to every training batch (never to validation batches), in
+        order (:mod:`sktransfer.augmentation`).
+    augment_seed : int, default=0
+        Seeds the generator the augmentations draw from (on the device), kept
+        apart from the batch-order generator so that augmenting does not
+        change which rows form each batch.
+    input_stats : (ndarray, ndarray) or None, default=None
+        Mean and scale that standardised the training inputs; ``"raw"``
+        augmentations un-standardise the batch with them.
     """
 
     def __init__(
@@ -70,6 +81,9 @@ class TransferNet(NeuralNet):
         adaptation=None,
         da_weight=0.0,
         precision="fp32",
+        augment=(),
+        augment_seed=0,
+        input_stats=None,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
@@ -81,6 +95,9 @@ class TransferNet(NeuralNet):
         self.adaptation = adaptation
         self.da_weight = da_weight
         self.precision = precision
+        self.augment = augment
+        self.augment_seed = augment_seed
+        self.input_stats = input_stats
 
     # --- initialisation ------------------------------------------------------
     def get_default_callbacks(self):
@@ -98,6 +115,9 @@ class TransferNet(NeuralNet):
     def initialize(self):
         self.frozen_modules_ = []
         self.generator_ = torch.Generator().manual_seed(self.shuffle_seed)
+        self.augment_generator_ = torch.Generator(
+            device=torch.device(self.device)
+        ).manual_seed(self.augment_seed)
         if self.precision == "fp16":
             self.grad_scaler_ = torch.amp.GradScaler(torch.device(self.device).type)
         self.da_scale_ = 1.0
@@ -154,13 +174,29 @@ class TransferNet(NeuralNet):
         if not isinstance(dataset, TensorData):
             return super().get_iterator(dataset, training=training)
         if training and self.balanced:
-            return BalancedIterator(dataset, self.batch_size, self.generator_)
-        return BatchIterator(
-            dataset,
-            self.batch_size,
-            shuffle=training,
-            generator=self.generator_,
-            min_batch=self.min_batch_ if training else 1,
+            iterator = BalancedIterator(dataset, self.batch_size, self.generator_)
+        else:
+            iterator = BatchIterator(
+                dataset,
+                self.batch_size,
+                shuffle=training,
+                generator=self.generator_,
+                min_batch=self.min_batch_ if training else 1,
+            )
+        if training and self.augment:
+            return AugmentedBatches(iterator, self._augmenter())
+        return iterator
+
+    def _augmenter(self):
+        """The :class:`~sktransfer._augment.BatchAugmenter` of training batches."""
+        stats = None
+        if self.input_stats is not None and self.input_stats[0] is not None:
+            stats = tuple(
+                torch.as_tensor(v, dtype=torch.float64, device=self.device)
+                for v in self.input_stats
+            )
+        return BatchAugmenter(
+            self.augment, self.augment_generator_, stats, self.module_.reshape_to
         )
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):

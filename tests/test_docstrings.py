@@ -11,6 +11,7 @@ numpydoc_validate = pytest.importorskip("numpydoc.validate")
 PUBLIC_MODULES = [
     "sktransfer",
     "sktransfer.adaptation",
+    "sktransfer.augmentation",
     "sktransfer.backbones",
     "sktransfer.data",
     "sktransfer.datasets",

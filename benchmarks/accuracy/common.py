@@ -5,13 +5,18 @@
 - the protocol pieces: the labelled target rows a seed draws, and the source +
   target stack that ``DomainAdaptRegressor`` is fitted on;
 - the metric: the target test RMSE;
-- reading a results CSV and writing Markdown tables.
+- running units of work in processes; reading and writing a results CSV and
+  writing Markdown tables.
 
 Used by ``run.py``, ``methods.py``, ``report.py``, ``compare.py`` and
 ``investigate.py`` (this folder), and by ``../da_methods.py``.
 """
 
+import argparse
 import csv
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import numpy as np
 
@@ -110,3 +115,72 @@ def stat(values):
     """``mean ± std`` (4 and 2 significant digits; std 0 for one value)."""
     v = np.asarray(values, dtype=float)
     return f"{v.mean():.4g} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.2g}"
+
+
+def per_cell(rows, column):
+    """``{(task, labels): {row[column]: [RMSE of each row, in row order]}}``."""
+    acc = {}
+    for r in rows:
+        cell = acc.setdefault((r["task"], int(r["labels"])), {})
+        cell.setdefault(r[column], []).append(float(r["rmse"]))
+    return acc
+
+
+def geo_mean(values):
+    """Geometric mean (NaN for no values)."""
+    return float(np.exp(np.mean(np.log(values)))) if len(values) else float("nan")
+
+
+# ------------------------------------------------------------- running
+def run_units(fn, units, jobs):
+    """``fn(*unit)`` for every unit (each returns a list of row dicts), in
+    ``jobs`` processes; the rows of all units, in unit order."""
+    units = list(units)
+    if jobs <= 1:
+        return [row for u in units for row in fn(*u)]
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(fn, *u) for u in units]
+        results = []
+        for u, f in zip(units, futures):
+            results.append(f.result())
+            print(f"done {' seed '.join(str(part) for part in u)}", flush=True)
+    return [row for rows in results for row in rows]
+
+
+def write_csv(rows, path):
+    """Row dicts to a CSV file (floats with 6 significant digits)."""
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for r in rows:
+            writer.writerow(
+                {k: f"{v:.6g}" if isinstance(v, float) else v for k, v in r.items()}
+            )
+
+
+def run_script(script, doc, run, report):
+    """The command line of a task x seed benchmark script (``--seeds 3``,
+    ``--jobs 2``, ``--quick``, ``--out``, default
+    ``benchmarks/results/<script>.md``): ``rows = run(quick, seeds, jobs)``,
+    then the Markdown of ``report(rows, command, seconds, seeds)`` printed
+    and written, and the rows to the ``.csv`` beside it."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--quick", action="store_true")
+    here = Path(__file__).resolve().parents[1] / "results"
+    parser.add_argument("--out", default=str(here / f"{script}.md"))
+    args = parser.parse_args()
+    seeds = 1 if args.quick else args.seeds
+    start = time.perf_counter()
+    rows = run(args.quick, seeds, args.jobs)
+    seconds = time.perf_counter() - start
+    command = f"python benchmarks/{script}.py" + (
+        " --quick" if args.quick else f" --seeds {seeds} --jobs {args.jobs}"
+    )
+    text = report(rows, command, seconds, seeds)
+    print(text)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    write_csv(rows, out.with_suffix(".csv"))
