@@ -314,6 +314,7 @@ def _model_view(estimator, X, domains):
     if hasattr(estimator, "steps"):
         final = estimator.steps[-1][1]
         X = estimator[:-1].transform(X)
+    final = getattr(final, "base_estimator_", final)  # skada's selector
     values = np.asarray(X, dtype=np.float64)
     stats = getattr(final, "domain_stats_", None)
     if not stats:

@@ -403,7 +403,11 @@ def test_our_splitter_and_scorers_in_a_skada_pipeline(shifted):
     X, _, ym, sd = shifted
     kw = dict(
         cv=DomainAwareKFold(n_splits=3, random_state=0),
-        scoring={"iw": ImportanceWeightedScorer(), "rv": ReverseValidationScorer()},
+        scoring={
+            "iw": ImportanceWeightedScorer(),
+            "iw_pd": ImportanceWeightedScorer(shift="per_domain"),
+            "rv": ReverseValidationScorer(),
+        },
         params={"sample_domain": sd},
         error_score="raise",
     )
@@ -414,7 +418,7 @@ def test_our_splitter_and_scorers_in_a_skada_pipeline(shifted):
     # the same folds, fits and scores as in a scikit-learn pipeline: both
     # scorers see through skada's selector to the per-domain statistics, and
     # the reverse model gets its domains (skada would drop its NaN rows)
-    for name in ("test_iw", "test_rv"):
+    for name in ("test_iw", "test_iw_pd", "test_rv"):
         assert np.isfinite(skada_out[name]).all()
         np.testing.assert_allclose(skada_out[name], plain_out[name])
 
