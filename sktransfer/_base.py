@@ -52,6 +52,7 @@ from sktransfer.backbones import get_backbone_factory, load_weights
 from sktransfer.backbones._weights import _check_finite_parameters
 from sktransfer.data import domain_masks, loss_weights
 from sktransfer.heads import HEAD_OPTIONS, make_head
+from sktransfer.pretraining import SelfSupervisedPretrainer
 
 _PREDICT_CHUNK = 8192
 _SMALL_BATCH = 64
@@ -70,9 +71,24 @@ def _unfrozen(backbone):
     return backbone
 
 
+def _is_source_kind(est):
+    """An estimator whose fitted network a backbone can come from: a
+    transfer estimator or a self-supervised pre-trainer."""
+    return isinstance(est, BaseTransferEstimator | SelfSupervisedPretrainer)
+
+
 def _is_fitted_source(backbone):
     est = _unfrozen(backbone)
-    return isinstance(est, BaseTransferEstimator) and est.__sklearn_is_fitted__()
+    return _is_source_kind(est) and est.__sklearn_is_fitted__()
+
+
+def _fitted_backbone(est):
+    """The trained backbone module of a fitted source (estimator or
+    pre-trainer), or None."""
+    if isinstance(est, SelfSupervisedPretrainer):
+        return getattr(est, "backbone_", None)
+    module = getattr(getattr(est, "net_", None), "module_", None)
+    return getattr(module, "backbone", None)
 
 
 @dataclass
@@ -394,13 +410,13 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
                 f"backbone); got backbone of type {type(self.backbone).__name__}. "
                 "Set backbone_params=None."
             )
-        if isinstance(self.backbone, BaseEstimator) and not isinstance(
-            _unfrozen(self.backbone), BaseTransferEstimator
+        if isinstance(self.backbone, BaseEstimator) and not _is_source_kind(
+            _unfrozen(self.backbone)
         ):
             raise TypeError(
-                "backbone must be a registry name, a torch.nn.Module or a fitted "
-                "TransferRegressor/DomainAdaptRegressor; got "
-                f"{type(self.backbone).__name__}."
+                "backbone must be a registry name, a torch.nn.Module, a fitted "
+                "TransferRegressor/DomainAdaptRegressor or a fitted "
+                f"SelfSupervisedPretrainer; got {type(self.backbone).__name__}."
             )
         if self.weights is not None and isinstance(self.backbone, BaseEstimator):
             raise ValueError(
@@ -505,14 +521,19 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
     def _source_estimator(self):
         """The fitted estimator passed as ``backbone``, or None."""
         est = _unfrozen(self.backbone)
-        if not isinstance(est, BaseTransferEstimator):
+        if not _is_source_kind(est):
             return None
         try:
             check_is_fitted(est)
         except NotFittedError as exc:
+            what = (
+                "unlabelled rows"
+                if isinstance(est, SelfSupervisedPretrainer)
+                else "the source data"
+            )
             raise ValueError(
-                f"backbone is an unfitted {type(est).__name__}; fit it on the "
-                "source data first, or pass a registry name or a torch.nn.Module."
+                f"backbone is an unfitted {type(est).__name__}; fit it on {what} "
+                "first, or pass a registry name or a torch.nn.Module."
             ) from exc
         return est
 
@@ -555,11 +576,13 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
                     f"{shapes.sample} (input_shape={shapes.input}); the source and "
                     "target data need the same features."
                 )
-            trained = source.net_.module_
+            backbone = copy.deepcopy(_fitted_backbone(source)).cpu()
             head = None
-            if n_outputs == source.n_outputs_:
-                head = copy.deepcopy(trained.head).cpu()
-            return copy.deepcopy(trained.backbone).cpu(), head, Origin(source)
+            if isinstance(source, BaseTransferEstimator) and (
+                n_outputs == source.n_outputs_
+            ):
+                head = copy.deepcopy(source.net_.module_.head).cpu()
+            return backbone, head, Origin(source)
         if isinstance(self.backbone, torch.nn.Module):
             return copy.deepcopy(self.backbone).cpu(), None, Origin()
         return (
