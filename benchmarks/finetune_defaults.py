@@ -31,7 +31,6 @@ MLP, ``backbone_lr=0.1``, 100 epochs, no early stopping).
 """
 
 import argparse
-import csv
 import sys
 import time
 import warnings
@@ -214,16 +213,6 @@ def group_table(means):
     return C.md_table(["config (cells)", *head], table)
 
 
-def write_csv(rows, path):
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        for r in rows:
-            writer.writerow(
-                {k: f"{v:.6g}" if isinstance(v, float) else v for k, v in r.items()}
-            )
-
-
 def report(rows, command, seconds, seeds):
     """The Markdown report: summary, grouped ratios, then the wide table."""
     means = cell_means(rows)
@@ -280,7 +269,7 @@ def main(argv=None):
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
-    write_csv(rows, out.with_suffix(".csv"))
+    C.write_csv(rows, out.with_suffix(".csv"))
 
 
 if __name__ == "__main__":

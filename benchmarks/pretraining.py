@@ -37,7 +37,6 @@ labels (5 seeds, same splits; read, not re-run).
 """
 
 import argparse
-import csv
 import sys
 import time
 import warnings
@@ -252,16 +251,6 @@ def report(rows, command, seconds, args, cols):
     )
 
 
-def write_csv(rows, path):
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        for r in rows:
-            writer.writerow(
-                {k: f"{v:.6g}" if isinstance(v, float) else v for k, v in r.items()}
-            )
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
@@ -292,7 +281,7 @@ def main(argv=None):
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
-    write_csv(rows, out.with_suffix(".csv"))
+    C.write_csv(rows, out.with_suffix(".csv"))
 
 
 if __name__ == "__main__":

@@ -110,3 +110,14 @@ def stat(values):
     """``mean ± std`` (4 and 2 significant digits; std 0 for one value)."""
     v = np.asarray(values, dtype=float)
     return f"{v.mean():.4g} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.2g}"
+
+
+def write_csv(rows, path):
+    """Rows of dicts to a CSV file, floats with 6 significant digits."""
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for r in rows:
+            writer.writerow(
+                {k: f"{v:.6g}" if isinstance(v, float) else v for k, v in r.items()}
+            )
