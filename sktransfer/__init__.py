@@ -5,7 +5,13 @@ scikit-learn estimators on PyTorch through skorch.
 
 from sktransfer._domain_adapt import DomainAdaptRegressor
 from sktransfer._transfer import TransferRegressor
+from sktransfer.pretraining import SelfSupervisedPretrainer
 
 __version__ = "0.1.0"
 
-__all__ = ["DomainAdaptRegressor", "TransferRegressor", "__version__"]
+__all__ = [
+    "DomainAdaptRegressor",
+    "SelfSupervisedPretrainer",
+    "TransferRegressor",
+    "__version__",
+]

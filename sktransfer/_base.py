@@ -6,7 +6,6 @@ adaptation adds comes from the subclass as a :class:`TrainingPlan`
 (:meth:`BaseTransferEstimator._plan`); this module knows neither.
 """
 
-import contextlib
 import copy
 import inspect
 import os
@@ -39,18 +38,24 @@ from sktransfer._device import PRECISIONS, Seeds, autocast, resolve_device, seed
 from sktransfer._module import TransferModule
 from sktransfer._net import TrainingInterrupted, TransferNet
 from sktransfer._scaling import Scaling, scale_inputs
+from sktransfer._shared import (
+    OPTIMIZERS,
+    Shapes,
+    check_input_shape,
+    check_optimizer,
+    resolve_shapes,
+)
+from sktransfer._shared import call_factory as _call_factory
+from sktransfer._shared import dry_run as _dry_run
+from sktransfer._shared import named_errors as _named_errors
 from sktransfer._warnings import warn
 from sktransfer.augmentation import Augmentation, as_augmentations
 from sktransfer.backbones import get_backbone_factory, load_weights
 from sktransfer.backbones._weights import _check_finite_parameters
 from sktransfer.data import domain_masks, loss_weights
 from sktransfer.heads import HEAD_OPTIONS, make_head
+from sktransfer.pretraining import SelfSupervisedPretrainer
 
-OPTIMIZERS = {
-    "adamw": torch.optim.AdamW,
-    "adam": torch.optim.Adam,
-    "sgd": torch.optim.SGD,
-}
 _PREDICT_CHUNK = 8192
 _SMALL_BATCH = 64
 _FAST_PATH_MAX_SIZE = 1 << 16
@@ -68,9 +73,15 @@ def _unfrozen(backbone):
     return backbone
 
 
+def _is_source_kind(est):
+    """An estimator whose fitted network a backbone can come from: a
+    transfer estimator or a self-supervised pre-trainer."""
+    return isinstance(est, BaseTransferEstimator | SelfSupervisedPretrainer)
+
+
 def _is_fitted_source(backbone):
     est = _unfrozen(backbone)
-    return isinstance(est, BaseTransferEstimator) and est.__sklearn_is_fitted__()
+    return _is_source_kind(est) and est.__sklearn_is_fitted__()
 
 
 class SourceNotSaved(BaseEstimator):
@@ -91,17 +102,13 @@ class SourceNotSaved(BaseEstimator):
         self.estimator = estimator
 
 
-@dataclass(frozen=True)
-class Shapes:
-    """``sample``: per-sample shape of ``X``; ``input``: what the backbone gets."""
-
-    sample: tuple
-    input: tuple
-
-    @property
-    def reshape_to(self):
-        """The shape 2-D rows are reshaped to, or None when no reshape is needed."""
-        return None if self.input == self.sample else self.input
+def _fitted_backbone(est):
+    """The trained backbone module of a fitted source (estimator or
+    pre-trainer), or None."""
+    if isinstance(est, SelfSupervisedPretrainer):
+        return getattr(est, "backbone_", None)
+    module = getattr(getattr(est, "net_", None), "module_", None)
+    return getattr(module, "backbone", None)
 
 
 @dataclass
@@ -447,16 +454,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
 
     def _check_params(self):
         """Cross-parameter checks the declarative constraints cannot express."""
-        if isinstance(self.optimizer, type) and (
-            not issubclass(self.optimizer, torch.optim.Optimizer)
-            or self.optimizer is torch.optim.Optimizer
-            or issubclass(self.optimizer, torch.optim.SparseAdam)
-        ):
-            raise ValueError(
-                f"optimizer={self.optimizer.__name__} is not an optimizer for the "
-                "dense gradients of a network (a torch.optim.Optimizer subclass "
-                f"such as AdamW); use one of {sorted(OPTIMIZERS)} or such a class."
-            )
+        check_optimizer(self.optimizer)
         if self.backbone_params is not None and not isinstance(self.backbone, str):
             raise ValueError(
                 "backbone_params only applies to registry backbones (a str "
@@ -472,26 +470,20 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
                 "set_params(backbone=source), or set keep_source=True before "
                 "pickling."
             )
-        if isinstance(self.backbone, BaseEstimator) and not isinstance(
-            _unfrozen(self.backbone), BaseTransferEstimator
+        if isinstance(self.backbone, BaseEstimator) and not _is_source_kind(
+            _unfrozen(self.backbone)
         ):
             raise TypeError(
-                "backbone must be a registry name, a torch.nn.Module or a fitted "
-                "TransferRegressor/DomainAdaptRegressor; got "
-                f"{type(self.backbone).__name__}."
+                "backbone must be a registry name, a torch.nn.Module, a fitted "
+                "TransferRegressor/DomainAdaptRegressor or a fitted "
+                f"SelfSupervisedPretrainer; got {type(self.backbone).__name__}."
             )
         if self.weights is not None and isinstance(self.backbone, BaseEstimator):
             raise ValueError(
                 "weights cannot be combined with a fitted estimator as backbone "
                 "(its fitted weights are used). Set weights=None."
             )
-        if self.input_shape is not None and not all(
-            isinstance(s, Integral) and s > 0 for s in self.input_shape
-        ):
-            raise ValueError(
-                f"input_shape must be a tuple of positive ints such as (channels, "
-                f"length); got {self.input_shape!r}."
-            )
+        check_input_shape(self.input_shape)
         if isinstance(self.backbone, str):
             get_backbone_factory(self.backbone)
         as_augmentations(self.augment)
@@ -580,40 +572,29 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
 
     def _resolve_shapes(self, X):
         """The per-sample shape of ``X`` and the one the backbone receives."""
-        sample = tuple(X.shape[1:])
-        if X.ndim > 2:
-            if self.input_shape is not None and tuple(self.input_shape) != sample:
-                raise ValueError(
-                    f"input_shape={self.input_shape} does not match the per-sample "
-                    f"shape {sample} of the 3-D X; set input_shape=None."
-                )
-            return Shapes(sample, sample)
-        if self.input_shape is None:
-            source = _unfrozen(self.backbone)
-            if _is_fitted_source(source) and source.sample_shape_ == sample:
-                return Shapes(sample, source.input_shape_)  # inherit input_shape
-            return Shapes(sample, sample)
-        shape = tuple(int(s) for s in self.input_shape)
-        if int(np.prod(shape)) != X.shape[1]:
-            raise ValueError(
-                f"input_shape={self.input_shape} holds {int(np.prod(shape))} values "
-                f"per sample but X has {X.shape[1]} features; choose a shape whose "
-                "product is the number of features."
-            )
-        return Shapes(sample, shape)
+        source = _unfrozen(self.backbone)
+        inherited = None
+        if _is_fitted_source(source):
+            inherited = Shapes(source.sample_shape_, source.input_shape_)
+        return resolve_shapes(X, self.input_shape, inherited)
 
     # --- stage: network -------------------------------------------------------
     def _source_estimator(self):
         """The fitted estimator passed as ``backbone``, or None."""
         est = _unfrozen(self.backbone)
-        if not isinstance(est, BaseTransferEstimator):
+        if not _is_source_kind(est):
             return None
         try:
             check_is_fitted(est)
         except NotFittedError as exc:
+            what = (
+                "unlabelled rows"
+                if isinstance(est, SelfSupervisedPretrainer)
+                else "the source data"
+            )
             raise ValueError(
-                f"backbone is an unfitted {type(est).__name__}; fit it on the "
-                "source data first, or pass a registry name or a torch.nn.Module."
+                f"backbone is an unfitted {type(est).__name__}; fit it on {what} "
+                "first, or pass a registry name or a torch.nn.Module."
             ) from exc
         return est
 
@@ -656,11 +637,13 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
                     f"{shapes.sample} (input_shape={shapes.input}); the source and "
                     "target data need the same features."
                 )
-            trained = source.net_.module_
+            backbone = copy.deepcopy(_fitted_backbone(source)).cpu()
             head = None
-            if n_outputs == source.n_outputs_:
-                head = copy.deepcopy(trained.head).cpu()
-            return copy.deepcopy(trained.backbone).cpu(), head, Origin(source)
+            if isinstance(source, BaseTransferEstimator) and (
+                n_outputs == source.n_outputs_
+            ):
+                head = copy.deepcopy(source.net_.module_.head).cpu()
+            return backbone, head, Origin(source)
         if isinstance(self.backbone, torch.nn.Module):
             return copy.deepcopy(self.backbone).cpu(), None, Origin()
         return (
@@ -997,85 +980,6 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         return out
 
 
-_NOT_NUMBERS = (
-    "{name} holds values that are not numbers ({msg}); convert {name} to "
-    "numbers first (encode text and categories, for example with "
-    "sklearn.preprocessing.OneHotEncoder in a pipeline)."
-)
-#: scikit-learn data-validation messages that do not name the argument or the
-#: fix: (what the message contains, how it is rewritten)
-_DATA_ERRORS = (
-    (
-        "Complex data not supported",
-        "{name} holds complex numbers (Complex data not supported); pass real "
-        "values, for example {name}.real or np.abs({name}).",
-    ),
-    (
-        "could not convert",
-        _NOT_NUMBERS,
-    ),
-    (
-        "argument must be a string or a",  # float() of a dict, a list...
-        _NOT_NUMBERS,
-    ),
-    (
-        "contains infinity",
-        "{msg} Replace or drop the infinite values of {name} (numpy.isfinite "
-        "finds them).",
-    ),
-    ("Found array with", "{name}: {msg}"),
-    (
-        "sample_weight contains NaN",
-        "{msg} Give every row a finite, non-negative weight.",
-    ),
-)
-
-
-@contextlib.contextmanager
-def _named_errors(name):
-    """Re-raise scikit-learn's data-validation errors naming ``name`` and the
-    fix (scikit-learn's wording stays in the message, so matches on it hold)."""
-    try:
-        yield
-    except (ValueError, TypeError) as exc:
-        msg = str(exc)
-        kind = TypeError if isinstance(exc, TypeError) else ValueError
-        for pattern, template in _DATA_ERRORS:
-            if pattern in msg:
-                raise kind(template.format(name=name, msg=msg)) from exc
-        raise
-
-
-def _call_factory(name, input_shape, params):
-    """Build the registry backbone ``name``; blame what failed, clearly."""
-    factory = get_backbone_factory(name)
-    try:
-        inspect.signature(factory).bind(input_shape, **params)
-    except TypeError as exc:
-        raise ValueError(
-            f"backbone_params={params!r} are not accepted by the {name!r} "
-            f"backbone: {exc}. See the factory's signature."
-        ) from exc
-    except ValueError:  # no signature (a builtin): let the call tell
-        pass
-    try:
-        backbone = factory(input_shape, **params)
-    except Exception as exc:
-        # keep the kind of error (a wrong type stays a TypeError)
-        kind = type(exc) if isinstance(exc, (TypeError, ValueError)) else ValueError
-        raise kind(
-            f"The {name!r} backbone could not be built for input_shape="
-            f"{input_shape} with backbone_params={params!r}: {exc}"
-        ) from exc
-    if not isinstance(backbone, torch.nn.Module):
-        raise TypeError(
-            f"The factory registered as backbone {name!r} returned a "
-            f"{type(backbone).__name__}, not a torch.nn.Module; a factory must "
-            "return a module that maps inputs to features."
-        )
-    return backbone
-
-
 def _check_batch_norm_rows(module, n_rows, est, plan):
     """Batch norm trains on batches of 2 rows or more: refuse fewer rows, and
     batches of one row (balanced batches hold a target row too)."""
@@ -1120,25 +1024,3 @@ def _input_range(X_train, source=None, scaling=None):
         if not scaling.per_domain:
             low, high = np.minimum(low, inherited[0]), np.maximum(high, inherited[1])
     return low, high
-
-
-def _dry_run(module, shape, what):
-    """Output shape of ``module`` on a zero batch of two samples of ``shape``."""
-    was_training = module.training
-    module.eval()
-    try:
-        with torch.no_grad():
-            out = module(torch.zeros((2, *shape)))
-    except Exception as exc:
-        raise ValueError(
-            f"The {what} could not process a batch of shape {(2, *shape)}: "
-            f"{exc}. Check backbone, backbone_params and input_shape."
-        ) from exc
-    finally:
-        module.train(was_training)
-    if not isinstance(out, torch.Tensor) or out.dim() < 2 or out.shape[0] != 2:
-        raise ValueError(
-            f"The {what} must return a tensor of shape (n, d); for a batch of 2 "
-            f"it returned {getattr(out, 'shape', type(out).__name__)}."
-        )
-    return out.shape

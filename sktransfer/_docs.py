@@ -18,8 +18,10 @@ backbone : str, torch.nn.Module or fitted estimator, default="mlp"
     :class:`~sktransfer.DomainAdaptRegressor` (also inside a
     ``sklearn.frozen.FrozenEstimator``), whose backbone, input scaling and
     ``input_shape`` are reused -- and, when the number of outputs matches and
-    ``head="auto"``, its head and target scaling. The feature width is found
-    by a dry forward pass.""",
+    ``head="auto"``, its head and target scaling; or a fitted
+    :class:`~sktransfer.SelfSupervisedPretrainer`, whose pre-trained backbone,
+    input scaling and ``input_shape`` are reused under a new head. The
+    feature width is found by a dry forward pass.""",
     "backbone_params": """\
 backbone_params : dict or None, default=None
     Arguments of a registry backbone, e.g. ``{"hidden_sizes": (64, 64)}`` for
@@ -55,7 +57,7 @@ standardize_X : bool, "global" or "auto", default="auto"
     scale (the root mean square of the per-feature standard deviations), which
     keeps the relative sizes of the features -- the shape of a spectrum.
     ``"auto"``: per feature for registry backbones, off for a user module,
-    inherited from a fitted estimator used as backbone.""",
+    inherited from a fitted estimator or pre-trainer used as backbone.""",
     "max_epochs": """\
 max_epochs : int, default=100
     Passes over the training rows (see each estimator for what one pass

@@ -13,7 +13,13 @@ from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _num_samples
 
-from sktransfer._base import BaseTransferEstimator, TrainingPlan, _unfrozen
+from sktransfer._base import (
+    BaseTransferEstimator,
+    TrainingPlan,
+    _fitted_backbone,
+    _is_source_kind,
+    _unfrozen,
+)
 from sktransfer._choice import choose
 from sktransfer._docs import fill_doc
 from sktransfer._warnings import warn
@@ -168,9 +174,8 @@ class TransferRegressor(BaseTransferEstimator):
     def _trains_pretrained_parameters(self):
         """The backbone is pretrained and has parameters to fine-tune."""
         source = _unfrozen(self.backbone)
-        if isinstance(source, BaseTransferEstimator):
-            module = getattr(getattr(source, "net_", None), "module_", None)
-            backbone = getattr(module, "backbone", None)
+        if _is_source_kind(source):
+            backbone = _fitted_backbone(source)
             return backbone is not None and any(True for _ in backbone.parameters())
         if isinstance(source, torch.nn.Module):
             return any(True for _ in source.parameters())

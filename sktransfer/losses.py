@@ -13,6 +13,14 @@ differentiable in both. They are invariant to the order of rows.
   (arXiv 2023).
 - :func:`dann_loss` with :class:`DomainDiscriminator` and :func:`grad_reverse`
   -- DANN, Ganin et al., JMLR 2016.
+
+One loss serves self-supervised pre-training (:mod:`sktransfer.pretraining`)
+instead: :func:`nt_xent_loss` takes two views of the same rows.
+
+- :func:`nt_xent_loss` -- InfoNCE (van den Oord et al., "Representation
+  Learning with Contrastive Predictive Coding", arXiv 2018) in SimCLR's
+  normalised-temperature form (Chen et al., "A Simple Framework for
+  Contrastive Learning of Visual Representations", ICML 2020), as SCARF uses it.
 """
 
 import torch
@@ -29,6 +37,7 @@ __all__ = [
     "daregram_loss",
     "grad_reverse",
     "mmd_loss",
+    "nt_xent_loss",
     "rsd_loss",
     "stable_svd",
 ]
@@ -65,6 +74,46 @@ def coral_loss(features_source, features_target):
     d = features_source.shape[1]
     diff = _covariance(features_source) - _covariance(features_target)
     return diff.pow(2).sum() / (4.0 * d * d)
+
+
+def nt_xent_loss(z1, z2, temperature=1.0):
+    """NT-Xent: InfoNCE over the ``2n`` views of ``n`` rows (SimCLR's loss).
+
+    Each view's positive is the other view of its row; the other ``2n - 2``
+    views of the batch are its negatives. Embeddings are L2-normalised and
+    their cosine similarities divided by ``temperature``; the loss is the
+    mean cross-entropy of picking the positive. Symmetric in ``z1`` and
+    ``z2``, invariant to the order of rows and to the scale of each
+    embedding; ``log(2n - 1)`` when all embeddings point the same way.
+
+    Parameters
+    ----------
+    z1, z2 : tensor of shape (n, d)
+        Embeddings of two views of the same ``n`` rows (row ``i`` of ``z1``
+        and row ``i`` of ``z2`` are a positive pair).
+    temperature : float, default=1.0
+        Divides the cosine similarities (SCARF's default is 1; smaller values
+        weigh hard negatives more).
+
+    Returns
+    -------
+    loss : scalar tensor
+
+    Examples
+    --------
+    >>> import math, torch
+    >>> from sktransfer.losses import nt_xent_loss
+    >>> z = torch.ones(4, 3)
+    >>> round(float(nt_xent_loss(z, z)), 4) == round(math.log(7), 4)
+    True
+    """
+    n = z1.shape[0]
+    z = F.normalize(torch.cat([z1, z2]), dim=1)
+    sim = z @ z.T / temperature
+    self_pairs = torch.eye(2 * n, dtype=torch.bool, device=z.device)
+    sim = sim.masked_fill(self_pairs, float("-inf"))
+    positives = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
+    return F.cross_entropy(sim, positives)
 
 
 def _sq_distances(a, b):

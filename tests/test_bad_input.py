@@ -393,8 +393,9 @@ PARAM_CASES = [
     *both(
         "backbone=LinearRegression()",
         TypeError,
-        r"backbone must be a registry name, a torch.nn.Module or a fitted "
-        r"TransferRegressor/DomainAdaptRegressor; got LinearRegression",
+        r"backbone must be a registry name, a torch.nn.Module, a fitted "
+        r"TransferRegressor/DomainAdaptRegressor or a fitted "
+        r"SelfSupervisedPretrainer; got LinearRegression",
         params={"backbone": LinearRegression(), "backbone_params": None},
     ),
     *both(

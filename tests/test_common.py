@@ -4,12 +4,15 @@ import pytest
 from conftest import CHECKS
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sktransfer import DomainAdaptRegressor, TransferRegressor
+from sktransfer import DomainAdaptRegressor, SelfSupervisedPretrainer, TransferRegressor
 from sktransfer.adaptation import list_methods
 from sktransfer.augmentation import CMixup, GaussianJitter
 
 # the checks fit on source rows only, which DomainAdaptRegressor warns about
 pytestmark = pytest.mark.filterwarnings("ignore:No target rows:UserWarning")
+
+
+PRETRAIN = dict(backbone_params={"hidden_sizes": (8,)}, max_epochs=2, random_state=0)
 
 
 def _estimators():
@@ -22,6 +25,11 @@ def _estimators():
         + [TransferRegressor("linear", random_state=0)]
         # augmented training batches (the gradient loop; no effect at predict)
         + [TransferRegressor(augment=[GaussianJitter(0.01), CMixup()], **CHECKS)]
+        # the pre-trainer, a transformer (transform returns the learned features)
+        + [
+            SelfSupervisedPretrainer(objective=objective, **PRETRAIN)
+            for objective in ("masked", "contrastive")
+        ]
     )
 
 

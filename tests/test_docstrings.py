@@ -20,6 +20,7 @@ PUBLIC_MODULES = [
     "sktransfer.heads",
     "sktransfer.losses",
     "sktransfer.model_selection",
+    "sktransfer.pretraining",
 ]
 # a docstring is missing (GL08), a parameter is undocumented (PR01), documented
 # but not in the signature (PR02), or has no description (PR07)

@@ -11,6 +11,7 @@ from sktransfer.backbones._registry import (
     list_backbones,
     register_backbone,
 )
+from sktransfer.backbones._spec import load_spec
 from sktransfer.backbones._weights import load_weights, read_state_dict
 from sktransfer.backbones._zoo import CNN1d, GRUBackbone, MLPBackbone
 
@@ -20,6 +21,7 @@ __all__ = [
     "MLPBackbone",
     "get_backbone_factory",
     "list_backbones",
+    "load_spec",
     "load_weights",
     "read_state_dict",
     "register_backbone",
