@@ -2,7 +2,7 @@
 
 import pytest
 
-from sktransfer import DomainAdaptRegressor, TransferRegressor
+from sktransfer import DomainAdaptRegressor, TransferEnsemble, TransferRegressor
 from sktransfer._docs import PARAMETERS, fill_doc
 
 
@@ -40,7 +40,9 @@ def test_fill_doc_leaves_inline_percent_text_and_rejects_unknown_names():
         fill_doc(h)
 
 
-@pytest.mark.parametrize("estimator", [TransferRegressor, DomainAdaptRegressor])
+@pytest.mark.parametrize(
+    "estimator", [TransferRegressor, DomainAdaptRegressor, TransferEnsemble]
+)
 def test_estimator_docstrings_document_every_parameter(estimator):
     doc = estimator.__doc__ + estimator.fit.__doc__
     assert "%(" not in doc

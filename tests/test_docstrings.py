@@ -15,6 +15,7 @@ PUBLIC_MODULES = [
     "sktransfer.backbones",
     "sktransfer.data",
     "sktransfer.datasets",
+    "sktransfer.ensemble",
     "sktransfer.exceptions",
     "sktransfer.finetuning",
     "sktransfer.heads",

@@ -1,0 +1,385 @@
+"""Ensembles of transferred models: the mean prediction and the member spread.
+
+:class:`TransferEnsemble` fits ``n_members`` copies of one transfer estimator
+(a :class:`~sktransfer.TransferRegressor` or
+:class:`~sktransfer.DomainAdaptRegressor`) that differ by seed and, through
+``member_params``, by any parameter (``finetune``, ``method``, ``backbone``,
+...), in parallel with joblib. ``predict(X)`` is the mean of the members;
+``predict(X, return_std=True)`` adds their standard deviation, as
+:class:`sklearn.gaussian_process.GaussianProcessRegressor` returns it.
+"""
+
+import copy
+import warnings
+from contextlib import nullcontext
+from numbers import Integral
+
+import numpy as np
+from joblib import Parallel, delayed, effective_n_jobs
+from sklearn.base import BaseEstimator, RegressorMixin, _fit_context, clone
+from sklearn.utils import check_random_state, get_tags
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import _check_feature_names, check_is_fitted
+from threadpoolctl import threadpool_limits
+
+from sktransfer._base import (
+    BaseTransferEstimator,
+    SourceNotSaved,
+    _is_fitted_source,
+    _unfrozen,
+)
+from sktransfer._domain_adapt import DomainAdaptRegressor
+from sktransfer._transfer import TransferRegressor
+from sktransfer._warnings import warn
+
+__all__ = ["TransferEnsemble"]
+
+_MAX_SEED = np.iinfo(np.int32).max
+
+
+def _fit_member(member, X, y, fit_params, one_thread):
+    """Fit one member (in a joblib worker): one torch thread when members
+    run in parallel, so that workers do not oversubscribe the cores. Returns
+    the member and what it warned about, ``[(category, message)]``, which
+    the ensemble says again in the caller's process."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with threadpool_limits(limits=1) if one_thread else nullcontext():
+            member.fit(X, y, **fit_params)
+    return member, [(w.category, str(w.message)) for w in caught]
+
+
+def _warn_once(caught):
+    """Say each distinct warning of the members once, at the caller's line
+    (deprecations of dependencies are left to their own filters)."""
+    said = []
+    for item in caught:
+        if item not in said:
+            said.append(item)
+    for category, message in said:
+        if not issubclass(category, DeprecationWarning | PendingDeprecationWarning):
+            warn(message, category)
+
+
+def _without_source(estimator):
+    """``estimator`` (unfitted) with a fitted source ``backbone`` replaced by
+    the :class:`SourceNotSaved` placeholder, unless ``keep_source``."""
+    backbone = estimator.backbone
+    if estimator.keep_source or not _is_fitted_source(backbone):
+        return estimator
+    light = copy.copy(estimator)
+    light.backbone = SourceNotSaved(type(_unfrozen(backbone)).__name__)
+    return light
+
+
+class TransferEnsemble(RegressorMixin, BaseEstimator):
+    """An ensemble of transferred models: mean prediction and member spread.
+
+    ``fit`` clones ``estimator`` ``n_members`` times; member ``i`` is
+    ``clone(estimator).set_params(random_state=seed_i, **member_params[i %
+    len(member_params)])``, with ``seed_i`` drawn from ``random_state``, so
+    members differ by seed and optionally by strategy, method or backbone.
+    A fitted source model given as the template's ``backbone`` (or in
+    ``member_params``) is shared by the members, never refitted or copied
+    before their fit. Members are fitted in parallel with joblib
+    (``n_jobs``), one torch thread per worker.
+
+    ``predict(X)`` is the mean of the members' predictions;
+    ``predict(X, return_std=True)`` also returns their standard deviation
+    (the spread of the ensemble, ``ddof=0``), with the shapes of
+    :meth:`sklearn.gaussian_process.GaussianProcessRegressor.predict`. The
+    spread measures how much the members disagree; it is not a calibrated
+    prediction interval.
+
+    Parameters
+    ----------
+    estimator : TransferRegressor or DomainAdaptRegressor, default=None
+        The template of the members (cloned, never changed). None:
+        ``TransferRegressor()``.
+    n_members : int, default=5
+        Number of members.
+    member_params : list of dict, default=None
+        Parameters of the members, cycled over them: member ``i`` takes
+        ``member_params[i % len(member_params)]`` (for example
+        ``[{"finetune": "full"}, {"finetune": "linear_probe"}]``). A
+        ``random_state`` given here overrides the drawn seed. None: the
+        members differ by seed only.
+    n_jobs : int, default=None
+        Number of members fitted at once (joblib; None means 1 unless in a
+        ``joblib.parallel_backend`` context, -1 all processors). Above one,
+        each member fits on one torch thread. Members predict in turn.
+    random_state : int, RandomState instance or None, default=None
+        Draws the members' seeds: an int gives the same members, whatever
+        ``n_jobs``.
+
+    Attributes
+    ----------
+    estimators_ : list of estimators
+        The fitted members, in order.
+    seeds_ : ndarray of shape (n_members,)
+        The seed drawn for each member (before ``member_params``).
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen during ``fit``; only when ``X`` has
+        feature names that are all strings.
+    n_outputs_ : int
+        Number of outputs of ``y``.
+
+    See Also
+    --------
+    TransferRegressor : a member that fine-tunes.
+    DomainAdaptRegressor : a member that adapts.
+    sklearn.ensemble.VotingRegressor : averages members of any kinds.
+
+    Examples
+    --------
+    >>> from sktransfer import TransferEnsemble, TransferRegressor
+    >>> from sktransfer.datasets import make_domain_shift
+    >>> Xs, ys, Xt, yt = make_domain_shift(200, 40, random_state=0)
+    >>> source = TransferRegressor(max_epochs=20, random_state=0).fit(Xs, ys)
+    >>> ensemble = TransferEnsemble(
+    ...     TransferRegressor(source, max_epochs=10),
+    ...     n_members=3,
+    ...     member_params=[{"finetune": "full"}, {"finetune": "linear_probe"}],
+    ...     random_state=0,
+    ... ).fit(Xt, yt)
+    >>> mean, std = ensemble.predict(Xt[:2], return_std=True)
+    >>> mean.shape, std.shape
+    ((2,), (2,))
+    >>> [member.finetune for member in ensemble.estimators_]
+    ['full', 'linear_probe', 'full']
+    """
+
+    _parameter_constraints: dict = {
+        "estimator": "no_validation",  # checked in fit, with a TypeError
+        "n_members": [Interval(Integral, 1, None, closed="left")],
+        "member_params": [list, None],
+        "n_jobs": [Integral, None],
+        "random_state": ["random_state"],
+    }
+    # as DomainAdaptRegressor: sample_domain flows to fit under metadata
+    # routing (it is refused for members that do not take it)
+    __metadata_request__fit = {"sample_domain": True}
+
+    def __init__(
+        self,
+        estimator=None,
+        *,
+        n_members=5,
+        member_params=None,
+        n_jobs=None,
+        random_state=None,
+    ):
+        self.estimator = estimator
+        self.n_members = n_members
+        self.member_params = member_params
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    # ------------------------------------------------------------ helpers
+    def _template(self):
+        """The members' template, checked (a TypeError names what was
+        passed)."""
+        if self.estimator is None:
+            return TransferRegressor()
+        if not isinstance(self.estimator, BaseTransferEstimator):
+            raise TypeError(
+                "estimator must be a TransferRegressor or a DomainAdaptRegressor "
+                f"(or None for TransferRegressor()); got {self.estimator!r} of "
+                f"type {type(self.estimator).__name__}. To average other "
+                "regressors, use sklearn.ensemble.VotingRegressor."
+            )
+        return self.estimator
+
+    def _member_settings(self, template):
+        """The ``member_params`` list (``[{}]`` for None), each entry checked
+        against the template's parameters."""
+        if self.member_params is None:
+            return [{}]
+        if not self.member_params:
+            raise ValueError(
+                "member_params must hold at least one dict of parameters; got "
+                "[]. Pass None for members that differ by seed only."
+            )
+        valid = template.get_params(deep=False)
+        for i, params in enumerate(self.member_params):
+            if not isinstance(params, dict):
+                raise TypeError(
+                    f"member_params[{i}] must be a dict of parameters of "
+                    f"{type(template).__name__}; got {params!r} of type "
+                    f"{type(params).__name__}."
+                )
+            unknown = sorted(set(params) - set(valid))
+            if unknown:
+                raise ValueError(
+                    f"member_params[{i}] names {unknown}, which "
+                    f"{type(template).__name__} does not take; valid "
+                    f"parameters are {sorted(valid)}."
+                )
+        return self.member_params
+
+    def _members(self, template, seeds):
+        """The unfitted members: clones of the template, a seed each, then
+        their ``member_params`` (a fitted source backbone is shared)."""
+        settings = self._member_settings(template)
+        return [
+            clone(template).set_params(
+                **{"random_state": int(seed), **settings[i % len(settings)]}
+            )
+            for i, seed in enumerate(seeds)
+        ]
+
+    def _fit_params(self, template, sample_weight, sample_domain):
+        """The keyword arguments of each member's ``fit``."""
+        params = {} if sample_weight is None else {"sample_weight": sample_weight}
+        if sample_domain is None:
+            return params
+        if not isinstance(template, DomainAdaptRegressor):
+            raise ValueError(
+                f"sample_domain applies to DomainAdaptRegressor members; the "
+                f"members here are {type(template).__name__}s, whose fit takes "
+                "no sample_domain. Leave it out, or pass a DomainAdaptRegressor "
+                "as estimator."
+            )
+        return {**params, "sample_domain": sample_domain}
+
+    # ---------------------------------------------------------------- fit
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y, sample_weight=None, sample_domain=None):
+        """Fit the members (in parallel with ``n_jobs``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, ...)
+            Training inputs, as the template's ``fit`` takes them.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets; NaN marks an unlabelled target row for
+            DomainAdaptRegressor members.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Row weights, passed to every member.
+        sample_domain : array-like of int, shape (n_samples,), default=None
+            Domains of the rows (``>= 0`` source, ``< 0`` target), passed to
+            every member; DomainAdaptRegressor members only.
+
+        Returns
+        -------
+        self : TransferEnsemble
+            The fitted ensemble.
+        """
+        template = self._template()
+        fit_params = self._fit_params(template, sample_weight, sample_domain)
+        seeds = check_random_state(self.random_state).randint(
+            _MAX_SEED, size=self.n_members
+        )
+        members = self._members(template, seeds)
+        one_thread = effective_n_jobs(self.n_jobs) > 1 and len(members) > 1
+        results = Parallel(n_jobs=self.n_jobs)(
+            delayed(_fit_member)(member, X, y, fit_params, one_thread)
+            for member in members
+        )
+        _warn_once([item for _, caught in results for item in caught])
+        fitted = [result for result, _ in results]
+        for member, result in zip(members, fitted):
+            # a member back from a worker process left its fitted source out
+            # of its pickle (SourceNotSaved): point it at the shared one again
+            if isinstance(result.backbone, SourceNotSaved):
+                result.backbone = member.backbone
+        self._publish(fitted, seeds)
+        return self
+
+    def _publish(self, fitted, seeds):
+        """Every fitted attribute, in one place."""
+        first = fitted[0]
+        self.estimators_ = fitted
+        self.seeds_ = np.asarray(seeds)
+        self.n_features_in_ = first.n_features_in_
+        if hasattr(first, "feature_names_in_"):
+            self.feature_names_in_ = first.feature_names_in_
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        self.n_outputs_ = first.n_outputs_
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "estimators_")
+
+    # ------------------------------------------------------------ predict
+    def _member_predictions(self, X):
+        """``(n_members, n_samples[, n_outputs])``: each member's prediction.
+        What a member warns about (inputs out of the training range), every
+        member would: it is said once, by the first."""
+        predictions = []
+        for i, member in enumerate(self.estimators_):
+            with warnings.catch_warnings():
+                if i:
+                    warnings.simplefilter("ignore")
+                else:  # checked by the ensemble, which names itself
+                    warnings.filterwarnings("ignore", message=".*feature names")
+                predictions.append(member.predict(X))
+        return np.stack(predictions)
+
+    def predict(self, X, return_std=False):
+        """Mean prediction of the members, and optionally their spread.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, ...)
+            Inputs.
+        return_std : bool, default=False
+            Also return the standard deviation of the members' predictions
+            (``ddof=0``; 0 for one member).
+
+        Returns
+        -------
+        y_mean : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            Mean of the members' predictions.
+        y_std : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            Standard deviation of the members' predictions; only with
+            ``return_std=True``.
+        """
+        check_is_fitted(self)
+        _check_feature_names(self, X, reset=False)
+        # the members check the shape of X (the first one says what is wrong)
+        predictions = self._member_predictions(X)
+        mean = predictions.mean(axis=0)
+        if not return_std:
+            return mean
+        return mean, predictions.std(axis=0)
+
+    # -------------------------------------------------------- tags, pickle
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        try:
+            template = self._template()
+        except TypeError:  # fit says so
+            return tags
+        inner = get_tags(template)
+        tags.input_tags = copy.deepcopy(inner.input_tags)
+        tags.target_tags = copy.deepcopy(inner.target_tags)
+        return tags
+
+    def __getstate__(self):
+        """The state; a fitted ensemble leaves a fitted source backbone of
+        its template and of ``member_params`` out (as each member does:
+        :class:`~sktransfer._base.SourceNotSaved` stands in), unless the
+        template has ``keep_source=True``."""
+        state = dict(super().__getstate__())
+        template = state.get("estimator")
+        if "estimators_" not in state or not isinstance(
+            template, BaseTransferEstimator
+        ):
+            return state
+        state["estimator"] = _without_source(template)
+        if state.get("member_params") and not template.keep_source:
+            state["member_params"] = [
+                {
+                    k: SourceNotSaved(type(_unfrozen(v)).__name__)
+                    if k == "backbone" and _is_fitted_source(v)
+                    else v
+                    for k, v in params.items()
+                }
+                if isinstance(params, dict)
+                else params
+                for params in state["member_params"]
+            ]
+        return state
