@@ -19,7 +19,11 @@ from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context, clone
 from sklearn.utils import check_random_state, get_tags
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import _check_feature_names, check_is_fitted
+from sklearn.utils.validation import (
+    _check_feature_names,
+    _num_samples,
+    check_is_fitted,
+)
 from threadpoolctl import threadpool_limits
 
 from sktransfer._base import (
@@ -35,6 +39,10 @@ from sktransfer._warnings import warn
 __all__ = ["TransferEnsemble"]
 
 _MAX_SEED = np.iinfo(np.int32).max
+#: rows on which fit checks that the members differ
+_CHECK_ROWS = 256
+#: members whose predictions spread less than this, relative, are the same
+_IDENTICAL = 1e-5
 
 
 def _fit_member(member, X, y, fit_params, one_thread):
@@ -59,6 +67,31 @@ def _warn_once(caught):
     for category, message in said:
         if not issubclass(category, DeprecationWarning | PendingDeprecationWarning):
             warn(message, category)
+
+
+def _warn_if_identical(fitted, X):
+    """Warn when the members predict alike on the first training rows: their
+    seeds changed nothing, and the spread ``return_std`` gives is about 0."""
+    if len(fitted) < 2:
+        return
+    n = min(_CHECK_ROWS, _num_samples(X))
+    rows = X.iloc[:n] if hasattr(X, "iloc") else np.asarray(X)[:n]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the fit said it already
+        predictions = np.stack([member.predict(rows) for member in fitted])
+    scale = float(np.abs(predictions).max())
+    if predictions.std(axis=0).max() > _IDENTICAL * scale:
+        return
+    warn(
+        f"The {len(fitted)} members of this TransferEnsemble predict the same "
+        f"(to {_IDENTICAL:g} relative) on the training rows, so predict(X, "
+        "return_std=True) gives a spread of about 0: their seeds change "
+        "nothing in this training (a network taken whole from a fitted "
+        "source, every row in one batch, no augmentation; or a closed-form "
+        "solution). Make the members differ with member_params (finetune, "
+        "lr, augment, or a different fitted source as backbone each), or a "
+        "batch_size below the number of rows."
+    )
 
 
 def _without_source(estimator):
@@ -285,6 +318,7 @@ class TransferEnsemble(RegressorMixin, BaseEstimator):
             # of its pickle (SourceNotSaved): point it at the shared one again
             if isinstance(result.backbone, SourceNotSaved):
                 result.backbone = member.backbone
+        _warn_if_identical(fitted, X)
         self._publish(fitted, seeds)
         return self
 

@@ -131,7 +131,22 @@ def test_sample_domain_is_routed_to_the_members(uda):
         assert set(member.domain_stats_) == {-1, 0, 1}
 
 
-def test_parallel_fit_gives_the_sequential_predictions(source, data):
+def _source_rows_only_fit(uda, n_jobs):
+    """Fit DomainAdaptRegressor members on source rows only, which each member
+    warns about; what the caller is told."""
+    X, y, _, _ = uda
+    labelled = ~np.isnan(y)
+    template = DomainAdaptRegressor(method="coral", **TINY)
+    ensemble = TransferEnsemble(template, n_members=3, n_jobs=n_jobs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ensemble.fit(X[labelled], y[labelled])
+    return [w for w in caught if "No target rows" in str(w.message)]
+
+
+@pytest.mark.filterwarnings("ignore:The 2 members of this TransferEnsemble predict")
+def test_parallel_fit_gives_the_sequential_predictions(source, data, uda):
+    # one test starts the worker processes (a few seconds: they import torch)
     X, y = data
     template = TransferRegressor(source, max_epochs=3)
     one = TransferEnsemble(template, n_members=2, random_state=0).fit(X, y)
@@ -139,24 +154,33 @@ def test_parallel_fit_gives_the_sequential_predictions(source, data):
     np.testing.assert_array_equal(one.predict(X), two.predict(X))
     # members come back from worker processes pointing at the shared source
     assert all(m.backbone is source for m in two.estimators_)
-
-
-@pytest.mark.parametrize("n_jobs", [1, 2])
-def test_members_warnings_are_said_once_at_the_callers_line(uda, n_jobs):
-    X, y, _, _ = uda
-    labelled = ~np.isnan(y)
-    template = DomainAdaptRegressor(method="coral", **TINY)
-    ensemble = TransferEnsemble(template, n_members=3, n_jobs=n_jobs)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        ensemble.fit(X[labelled], y[labelled])  # source rows only
-    said = [w for w in caught if "No target rows" in str(w.message)]
+    # what the members warn about in the workers is said once, at the caller
+    said = _source_rows_only_fit(uda, n_jobs=2)
     assert len(said) == 1 and said[0].filename == __file__
+
+
+def test_members_warnings_are_said_once_at_the_callers_line(uda):
+    said = _source_rows_only_fit(uda, n_jobs=1)
+    assert len(said) == 1 and said[0].filename == __file__
+
+
+def test_members_that_only_a_seed_cannot_tell_apart_are_warned_about(source, data):
+    # a network copied whole from a fitted source, every row in one batch:
+    # the seed changes nothing, so the spread would be zero
+    X, y = data
+    template = TransferRegressor(source, max_epochs=3)
+    with pytest.warns(UserWarning, match="predict the same") as caught:
+        same = TransferEnsemble(template, n_members=2, random_state=0).fit(X, y)
+    assert caught[0].filename == __file__
+    assert same.predict(X, return_std=True)[1].max() < 1e-4
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # several batches: the seeds tell
+        TransferEnsemble(template.set_params(batch_size=16), n_members=2).fit(X, y)
 
 
 def test_clone_pickle_and_grid_search(source, data, fitted):
     X, y = data
-    template = TransferRegressor(source, max_epochs=3)
+    template = TransferRegressor(source, max_epochs=3, batch_size=16)
     ensemble = TransferEnsemble(template, n_members=2, random_state=0)
     twin = clone(ensemble)
     assert twin.estimator is not template and twin.estimator.backbone is source
