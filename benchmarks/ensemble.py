@@ -1,7 +1,7 @@
 """Ensembles of transferred models with few target labels (issue 14).
 
 Run: ``python benchmarks/ensemble.py`` (3 seeds, 2 processes of one torch
-thread each; about 2 minutes on 2 cores; ``--quick`` for a smoke run of 1
+thread each; about 2.5 minutes on 2 cores; ``--quick`` for a smoke run of 1
 seed). Writes ``benchmarks/results/ensemble.md`` and ``.csv`` (``--out``).
 
 Tasks: weather-temp Chicago->Beijing and corn-oil m5->mp5 of the accuracy

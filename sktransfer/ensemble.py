@@ -94,15 +94,30 @@ def _warn_if_identical(fitted, X):
     )
 
 
+def _placeholder(backbone):
+    """:class:`SourceNotSaved` for a fitted source estimator, else
+    ``backbone`` itself."""
+    if not _is_fitted_source(backbone):
+        return backbone
+    return SourceNotSaved(type(_unfrozen(backbone)).__name__)
+
+
 def _without_source(estimator):
     """``estimator`` (unfitted) with a fitted source ``backbone`` replaced by
     the :class:`SourceNotSaved` placeholder, unless ``keep_source``."""
-    backbone = estimator.backbone
-    if estimator.keep_source or not _is_fitted_source(backbone):
+    if estimator.keep_source or not _is_fitted_source(estimator.backbone):
         return estimator
     light = copy.copy(estimator)
-    light.backbone = SourceNotSaved(type(_unfrozen(backbone)).__name__)
+    light.backbone = _placeholder(estimator.backbone)
     return light
+
+
+def _params_without_source(params):
+    """A ``member_params`` entry with a fitted source ``backbone`` replaced by
+    the :class:`SourceNotSaved` placeholder."""
+    if not isinstance(params, dict) or "backbone" not in params:
+        return params
+    return {**params, "backbone": _placeholder(params["backbone"])}
 
 
 class TransferEnsemble(RegressorMixin, BaseEstimator):
@@ -314,9 +329,10 @@ class TransferEnsemble(RegressorMixin, BaseEstimator):
         _warn_once([item for _, caught in results for item in caught])
         fitted = [result for result, _ in results]
         for member, result in zip(members, fitted):
-            # a member back from a worker process left its fitted source out
-            # of its pickle (SourceNotSaved): point it at the shared one again
-            if isinstance(result.backbone, SourceNotSaved):
+            # a member back from a worker process holds a placeholder
+            # (SourceNotSaved) or, with keep_source, a copy of its fitted
+            # source: point it at the shared one again
+            if _is_fitted_source(member.backbone):
                 result.backbone = member.backbone
         _warn_if_identical(fitted, X)
         self._publish(fitted, seeds)
@@ -406,14 +422,6 @@ class TransferEnsemble(RegressorMixin, BaseEstimator):
         state["estimator"] = _without_source(template)
         if state.get("member_params") and not template.keep_source:
             state["member_params"] = [
-                {
-                    k: SourceNotSaved(type(_unfrozen(v)).__name__)
-                    if k == "backbone" and _is_fitted_source(v)
-                    else v
-                    for k, v in params.items()
-                }
-                if isinstance(params, dict)
-                else params
-                for params in state["member_params"]
+                _params_without_source(params) for params in state["member_params"]
             ]
         return state

@@ -193,6 +193,18 @@ def test_clone_pickle_and_grid_search(source, data, fitted):
     assert ensemble.estimator.backbone is source
     same = pickle.loads(pickle.dumps(fitted))
     np.testing.assert_array_equal(same.predict(X), fitted.predict(X))
+    by_source = TransferEnsemble(
+        TransferRegressor(source, max_epochs=2),
+        n_members=2,
+        member_params=[
+            {"backbone": source, "finetune": f} for f in ("full", "gradual")
+        ],
+    ).fit(X, y)
+    light = pickle.loads(pickle.dumps(by_source))
+    assert all(isinstance(p["backbone"], SourceNotSaved) for p in light.member_params)
+    np.testing.assert_array_equal(light.predict(X), by_source.predict(X))
+    kept = pickle.loads(pickle.dumps(by_source.set_params(estimator__keep_source=True)))
+    assert isinstance(kept.member_params[0]["backbone"], TransferRegressor)
     grid = {"n_members": [1, 2], "estimator__lr": [1e-3, 1e-2]}
     search = GridSearchCV(_ensemble(), grid, cv=2, error_score="raise").fit(X, y)
     assert len(search.cv_results_["params"]) == 4
