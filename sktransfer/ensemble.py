@@ -94,6 +94,21 @@ def _warn_if_identical(fitted, X):
     )
 
 
+def _domain_params(member, sample_domain, method):
+    """``{"sample_domain": ...}`` for a DomainAdaptRegressor member's
+    ``method``, ``{}`` without one; refused for other members."""
+    if sample_domain is None:
+        return {}
+    if not isinstance(member, DomainAdaptRegressor):
+        raise ValueError(
+            f"sample_domain applies to DomainAdaptRegressor members; the members "
+            f"here are {type(member).__name__}s, whose {method} takes no "
+            "sample_domain. Leave it out, or pass a DomainAdaptRegressor as "
+            "estimator."
+        )
+    return {"sample_domain": sample_domain}
+
+
 def _placeholder(backbone):
     """:class:`SourceNotSaved` for a fitted source estimator, else
     ``backbone`` itself."""
@@ -206,9 +221,10 @@ class TransferEnsemble(RegressorMixin, BaseEstimator):
         "n_jobs": [Integral, None],
         "random_state": ["random_state"],
     }
-    # as DomainAdaptRegressor: sample_domain flows to fit under metadata
-    # routing (it is refused for members that do not take it)
+    # as DomainAdaptRegressor: sample_domain flows to fit and predict under
+    # metadata routing (it is refused for members that do not take it)
     __metadata_request__fit = {"sample_domain": True}
+    __metadata_request__predict = {"sample_domain": True}
 
     def __init__(
         self,
@@ -281,16 +297,7 @@ class TransferEnsemble(RegressorMixin, BaseEstimator):
     def _fit_params(self, template, sample_weight, sample_domain):
         """The keyword arguments of each member's ``fit``."""
         params = {} if sample_weight is None else {"sample_weight": sample_weight}
-        if sample_domain is None:
-            return params
-        if not isinstance(template, DomainAdaptRegressor):
-            raise ValueError(
-                f"sample_domain applies to DomainAdaptRegressor members; the "
-                f"members here are {type(template).__name__}s, whose fit takes "
-                "no sample_domain. Leave it out, or pass a DomainAdaptRegressor "
-                "as estimator."
-            )
-        return {**params, "sample_domain": sample_domain}
+        return {**params, **_domain_params(template, sample_domain, "fit")}
 
     # ---------------------------------------------------------------- fit
     @_fit_context(prefer_skip_nested_validation=False)
@@ -354,7 +361,7 @@ class TransferEnsemble(RegressorMixin, BaseEstimator):
         return hasattr(self, "estimators_")
 
     # ------------------------------------------------------------ predict
-    def _member_predictions(self, X):
+    def _member_predictions(self, X, params):
         """``(n_members, n_samples[, n_outputs])``: each member's prediction.
         What a member warns about (inputs out of the training range), every
         member would: it is said once, by the first."""
@@ -365,10 +372,10 @@ class TransferEnsemble(RegressorMixin, BaseEstimator):
                     warnings.simplefilter("ignore")
                 else:  # checked by the ensemble, which names itself
                     warnings.filterwarnings("ignore", message=".*feature names")
-                predictions.append(member.predict(X))
+                predictions.append(member.predict(X, **params))
         return np.stack(predictions)
 
-    def predict(self, X, return_std=False):
+    def predict(self, X, return_std=False, sample_domain=None):
         """Mean prediction of the members, and optionally their spread.
 
         Parameters
@@ -378,6 +385,10 @@ class TransferEnsemble(RegressorMixin, BaseEstimator):
         return_std : bool, default=False
             Also return the standard deviation of the members' predictions
             (``ddof=0``; 0 for one member).
+        sample_domain : array-like of int, shape (n_samples,), default=None
+            The domain of each row, passed to every member (DomainAdaptRegressor
+            members only; see its ``predict``). None: every row is a target
+            row.
 
         Returns
         -------
@@ -390,7 +401,8 @@ class TransferEnsemble(RegressorMixin, BaseEstimator):
         check_is_fitted(self)
         _check_feature_names(self, X, reset=False)
         # the members check the shape of X (the first one says what is wrong)
-        predictions = self._member_predictions(X)
+        params = _domain_params(self.estimators_[0], sample_domain, "predict")
+        predictions = self._member_predictions(X, params)
         mean = predictions.mean(axis=0)
         if not return_std:
             return mean

@@ -116,8 +116,12 @@ def test_domain_adapt_members_take_nan_rows_and_sample_domain(uda):
     labelled = ~np.isnan(y)
     with pytest.raises(ValueError, match="sample_domain applies to DomainAdapt"):
         _ensemble().fit(X[labelled], y[labelled], sample_domain=domain[labelled])
+    plain = _ensemble(n_members=1).fit(X[labelled], y[labelled])
+    with pytest.raises(ValueError, match="whose predict takes no sample_domain"):
+        plain.predict(X, sample_domain=domain)
 
 
+@pytest.mark.filterwarnings("ignore:X has values far outside:UserWarning")
 def test_sample_domain_is_routed_to_the_members(uda):
     X, y, _, _ = uda
     domain = np.where(np.isnan(y), -1, 0)
@@ -129,6 +133,17 @@ def test_sample_domain_is_routed_to_the_members(uda):
         ).fit(X, y, sample_domain=domain)
     for member in pipe[-1].estimators_:
         assert set(member.domain_stats_) == {-1, 0, 1}
+    with config_context(enable_metadata_routing=True):
+        by_domain = pipe.predict(X, sample_domain=domain)
+    expected = np.mean(
+        [
+            m.predict(pipe[0].transform(X), sample_domain=domain)
+            for m in pipe[-1].estimators_
+        ],
+        axis=0,
+    )
+    np.testing.assert_allclose(by_domain, expected)
+    assert not np.allclose(by_domain, pipe.predict(X))  # adabn: source rows moved
 
 
 def _source_rows_only_fit(uda, n_jobs):
