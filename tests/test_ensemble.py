@@ -11,8 +11,8 @@ import pytest
 from conftest import TINY, rmse, states_equal
 from sklearn import config_context
 from sklearn.base import clone
-from sklearn.ensemble import VotingRegressor
-from sklearn.linear_model import Ridge
+from sklearn.ensemble import StackingRegressor, VotingRegressor
+from sklearn.linear_model import Ridge, RidgeCV
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -293,6 +293,10 @@ def test_voting_over_strategies_and_backbones_is_no_worse_than_its_worst(
     ).fit(X, y)
     members = [rmse(m, X_test, y_test) for m in vote.estimators_]
     assert rmse(vote, X_test, y_test) <= max(members)
+    # StackingRegressor: the same members, weighted by a final ridge fitted
+    # on their cross-validated predictions
+    stack = StackingRegressor(vote.estimators, final_estimator=RidgeCV(), cv=3)
+    assert np.isfinite(rmse(stack.fit(X, y), X_test, y_test))
     ensemble = TransferEnsemble(
         TransferRegressor(source, **tune),
         n_members=2,
