@@ -629,7 +629,8 @@ class LabelCurveDisplay:
         Parameters
         ----------
         estimator : regressor or dict of str -> regressor
-            The estimator(s) to compare (not fitted, and not changed).
+            The estimator(s) to compare; each is cloned, fitted or not, and
+            never changed.
         X_source : array-like of shape (n_source, ...)
             Source inputs.
         y_source : array-like of shape (n_source,) or (n_source, n_outputs)

@@ -301,6 +301,15 @@ def test_domain_shift_checks_its_arguments(plt, fits, data):
     assert one.ax_ is axes[0] and one.axes_[0].get_title().startswith("c\n")
 
 
+def test_the_user_guide_plots_section_runs(plt, tmp_path, monkeypatch):
+    page = (Path(__file__).resolve().parents[1] / "docs" / "user_guide.md").read_text()
+    section = page.split("## 6. Plots", 1)[1]
+    block = re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block, "docs/user_guide.md", "exec"), {})
+    assert (tmp_path / "domain_shift.png").stat().st_size > 10_000
+
+
 def test_api_page_lists_the_displays():
     page = (Path(__file__).resolve().parents[1] / "docs" / "api.md").read_text()
     row = next(line for line in page.splitlines() if "sktransfer.plotting" in line)
