@@ -14,7 +14,12 @@ from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import Ridge
 from sklearn.metrics import root_mean_squared_error
 
-from sktransfer import DomainAdaptRegressor, TransferRegressor, plotting
+from sktransfer import (
+    DomainAdaptRegressor,
+    SelfSupervisedPretrainer,
+    TransferRegressor,
+    plotting,
+)
 from sktransfer.datasets import make_domain_shift
 from sktransfer.plotting import (
     DomainShiftDisplay,
@@ -141,6 +146,21 @@ def test_history_of_a_plain_fit_has_one_axis(plt, fits):
     display = TrainingHistoryDisplay.from_estimator(fits["source_only"], log_scale=True)
     assert list(display.lines_) == ["train_loss"]
     assert display.ax_terms_ is None and display.ax_.get_yscale() == "log"
+    assert_not_blank(display.figure_, plt)
+
+
+def test_history_draws_the_l2sp_penalty_and_a_pretrainers_loss(plt, data):
+    X = data[0][:N_SOURCE]
+    pre = SelfSupervisedPretrainer(max_epochs=2, random_state=0).fit(X)
+    assert list(TrainingHistoryDisplay.from_estimator(pre).lines_) == ["train_loss"]
+    tuned = TransferRegressor(pre, l2sp=0.1, max_epochs=3, random_state=0)
+    display = TrainingHistoryDisplay.from_estimator(tuned.fit(X, X[:, 0]))
+    assert list(display.lines_) == [
+        "train_loss",
+        "train_task_loss",
+        "train_l2sp_penalty",
+    ]
+    assert display.lines_["train_l2sp_penalty"].axes is display.ax_terms_
     assert_not_blank(display.figure_, plt)
 
 
