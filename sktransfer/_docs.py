@@ -177,6 +177,26 @@ sample_weight : array-like of shape (n_samples,), default=None
     scaling statistics.""",
 }
 
+#: the parameters shared by the displays of ``sktransfer.plotting``
+PLOT_PARAMETERS = {
+    "ax": """\
+ax : matplotlib.axes.Axes, default=None
+    Axes to draw on; None makes a new figure.""",
+    "scatter_kwargs": """\
+**kwargs : dict
+    Passed to ``ax.scatter``.""",
+    "plot_kwargs": """\
+**kwargs : dict
+    Passed to every ``ax.plot`` call.""",
+    "log_scale": """\
+log_scale : bool, default=False
+    Draw the losses on a logarithmic scale.""",
+    "parity_domain": """\
+sample_domain : array-like of int, shape (n_samples,), default=None
+    Domain of each row (``>= 0`` source, ``< 0`` target): each gets its own
+    colour and metrics.""",
+}
+
 FEATURES = """\
 features_source : tensor of shape (n_source, d)
     Source features.
@@ -232,6 +252,7 @@ _PLACEHOLDER = re.compile(r"^(?P<indent>\s*)%\((?P<name>\w+)\)s\s*$")
 _ALL = {
     **PARAMETERS,
     **FIT_PARAMETERS,
+    **PLOT_PARAMETERS,
     "attributes": ATTRIBUTES,
     "features": FEATURES,
     "model_parameters": "\n".join(PARAMETERS[p] for p in MODEL_PARAMETERS),

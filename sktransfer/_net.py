@@ -301,8 +301,11 @@ class TransferNet(NeuralNet):
         return loss
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
-        # the start values of anchored parameters only serve training
+        # the start values of anchored parameters only serve training, and so
+        # does the augmentation generator, which lives on the training device
+        # (a CUDA generator in a pickle cannot be rebuilt without CUDA)
         self.anchors_ = []
+        self.augment_generator_ = None
         return super().on_train_end(net, X=X, y=y, **kwargs)
 
     # --- the exact solver ------------------------------------------------------

@@ -154,6 +154,19 @@ class Augmentation(BaseEstimator):
 
     space = "scaled"
     mixes_rows = False
+    #: parameters that must be non-negative (True) or positive (False) numbers
+    _bounded = {}
+
+    def check(self):
+        """Check the parameters (``fit`` calls this before it builds anything).
+
+        Raises
+        ------
+        ValueError
+            If a parameter is out of its range.
+        """
+        for name, allow_zero in self._bounded.items():
+            _check_positive(name, getattr(self, name), self, allow_zero)
 
     def __call__(self, X, y, weight, generator):
         """Augment one batch; the inputs are not modified.
@@ -202,6 +215,8 @@ class GaussianJitter(Augmentation):
     0.1
     """
 
+    _bounded = {"std": True}
+
     def __init__(self, std=0.05):
         self.std = std
 
@@ -231,6 +246,8 @@ class RandomScaling(Augmentation):
     >>> bool((X_aug == X_aug[:, :1]).all())  # one factor per row
     True
     """
+
+    _bounded = {"std": True}
 
     def __init__(self, std=0.05):
         self.std = std
@@ -294,6 +311,8 @@ class BaselineShift(Augmentation):
 
     space = "raw"
 
+    _bounded = {"std": True, "slope_std": True}
+
     def __init__(self, std=0.1, slope_std=0.0):
         self.std = std
         self.slope_std = slope_std
@@ -338,6 +357,8 @@ class MultiplicativeScatter(Augmentation):
 
     space = "raw"
 
+    _bounded = {"std": True, "offset_std": True}
+
     def __init__(self, std=0.05, offset_std=0.05):
         self.std = std
         self.offset_std = offset_std
@@ -379,6 +400,8 @@ class WavelengthShift(Augmentation):
     """
 
     space = "raw"
+
+    _bounded = {"max_shift": True}
 
     def __init__(self, max_shift=1.0):
         self.max_shift = max_shift
@@ -457,6 +480,8 @@ class Mixup(Augmentation):
 
     mixes_rows = True
 
+    _bounded = {"alpha": False}
+
     def __init__(self, alpha=0.2):
         self.alpha = alpha
 
@@ -507,8 +532,12 @@ def cmixup_probabilities(y, bandwidth):
     if n < 2:
         return torch.ones((n, n), dtype=torch.float64, device=y.device)
     dist2 = torch.cdist(y, y).pow(2)
-    logits = -dist2 / (2.0 * float(bandwidth) ** 2)
-    logits.fill_diagonal_(-torch.inf)
+    dist2.fill_diagonal_(torch.inf)
+    # relative to each row's nearest partner, and never divided by an
+    # underflowed 0: a tiny bandwidth picks the nearest label, as it should
+    nearest = dist2.min(dim=1, keepdim=True).values
+    scale = max(2.0 * float(bandwidth) ** 2, torch.finfo(torch.float64).tiny)
+    logits = -(dist2 - nearest) / scale
     return torch.softmax(logits, dim=1)
 
 
@@ -547,6 +576,8 @@ class CMixup(Mixup):
     >>> bool(((y_mix - y).abs() < 0.02).all())  # only near labels are mixed
     True
     """
+
+    _bounded = {"alpha": False, "bandwidth": False}
 
     def __init__(self, alpha=2.0, bandwidth=0.5):
         self.alpha = alpha
@@ -606,6 +637,16 @@ class ChemotoolsAugmentation(Augmentation):
     def __init__(self, transformer):
         self.transformer = transformer
 
+    def check(self):
+        """Check the transformer (``fit`` calls this before it builds anything).
+
+        Raises
+        ------
+        TypeError
+            If ``transformer`` is not a transformer with ``random_state``.
+        """
+        self._checked()
+
     def _checked(self):
         tr = self.transformer
         ok = hasattr(tr, "fit_transform") and hasattr(tr, "get_params")
@@ -650,6 +691,8 @@ def as_augmentations(augment):
     ------
     TypeError
         If ``augment`` or an element of it is not an :class:`Augmentation`.
+    ValueError
+        If an element's parameters are out of range (its ``check``).
     """
     if augment is None:
         return ()
@@ -663,4 +706,5 @@ def as_augmentations(augment):
                 f"{item!r} of type {type(item).__name__}. Pass None, one "
                 "augmentation or a list of them."
             )
+        item.check()
     return tuple(items)

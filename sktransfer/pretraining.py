@@ -131,7 +131,8 @@ def corrupt(x, mask, kind, corruption="marginal"):
         in another row of the batch (an independent permutation per feature:
         a draw from the feature's empirical marginal, VIME's implementation);
         a masked segment takes the same positions of one other row.
-        ``"zeros"``: the entry becomes 0 (the mean of standardised inputs).
+        ``"zeros"``: the entry becomes 0 (the column mean when inputs are
+        standardised; 0 in original units with ``standardize_X=False``).
 
     Returns
     -------

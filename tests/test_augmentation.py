@@ -182,6 +182,10 @@ def test_cmixup_probabilities_limits_uniform_and_nearest():
     narrow = cmixup_probabilities(y, 1e-3)
     assert narrow.argmax(1).tolist() == [1, 0, 1, 2]
     assert torch.allclose(narrow.max(1).values, torch.ones(4, dtype=narrow.dtype))
+    # so small that 2 * bandwidth**2 underflows: still the nearest label
+    # (it was a softmax of -inf everywhere: NaN, and torch.multinomial raised)
+    tiny = cmixup_probabilities(y, 1e-200)
+    assert torch.equal(tiny, narrow.round())
 
 
 @settings(max_examples=8, deadline=None)
@@ -375,6 +379,10 @@ def test_bad_augment_values_are_named(data, augment, error, match):
     with pytest.raises(error, match=match):
         est.fit(X, y)
     assert not hasattr(est, "net_")
+    if not isinstance(augment, str):  # a str fails scikit-learn's constraints
+        # at the start of fit, before anything is built or trained
+        with pytest.raises(error, match=match):
+            est._check_params()
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -155,3 +155,18 @@ def test_a_model_fitted_on_a_gpu_predicts_on_a_cpu_only_machine():
         loaded = pickle.loads(pickle.dumps(est))
     assert loaded.device_ == "cpu"
     np.testing.assert_allclose(loaded.predict(X), expected, rtol=1e-6)
+
+
+def test_a_fitted_net_keeps_no_generator_on_the_training_device():
+    # a torch.Generator pickles as "a generator on device X": one made on
+    # cuda cannot be rebuilt where there is no CUDA, so the fitted net keeps
+    # only its CPU shuffling generator
+    from sktransfer.augmentation import GaussianJitter
+
+    X, y = linear_problem(n=40, n_features=3)
+    for augment in (None, GaussianJitter(0.01)):
+        est = TransferRegressor(**TINY, augment=augment).fit(X, y)
+        generators = [
+            v for v in vars(est.net_).values() if isinstance(v, torch.Generator)
+        ]
+        assert [g.device.type for g in generators] == ["cpu"]

@@ -21,6 +21,7 @@ PUBLIC_MODULES = [
     "sktransfer.heads",
     "sktransfer.losses",
     "sktransfer.model_selection",
+    "sktransfer.plotting",
     "sktransfer.pretraining",
 ]
 # a docstring is missing (GL08), a parameter is undocumented (PR01), documented
@@ -52,7 +53,9 @@ def _public_objects():
                     continue
                 if attr.startswith("_") and attr != "__call__":
                     continue
-                if inspect.isfunction(member) or isinstance(member, property):
+                if inspect.isfunction(member) or isinstance(
+                    member, property | classmethod | staticmethod
+                ):
                     yield f"{obj.__module__}.{obj.__qualname__}.{attr}"
 
 

@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import pickle
 
 import numpy as np
@@ -197,6 +198,33 @@ def test_saved_backbone_loads_by_spec_and_by_load_with_identical_features(
     with torch.no_grad():
         assert torch.equal(probe.net_.module_.backbone(x), pre.backbone_(x))
     TransferRegressor(loaded, **FIT).fit(Xt[:10], yt[:10])
+
+
+def test_the_spec_keeps_the_kind_of_scaling_the_backbone_was_trained_on(tmp_path):
+    # a backbone pre-trained on raw inputs must not be fine-tuned on
+    # standardised ones (load_spec used to leave standardize_X at "auto")
+    X = low_rank(60) * 50 + 100
+    pre = SelfSupervisedPretrainer(standardize_X=False, **FAST).fit(X)
+    pre.save(tmp_path)
+    kwargs = load_spec(tmp_path)
+    assert kwargs["standardize_X"] is False
+    model = TransferRegressor(**kwargs, finetune="linear_probe", **FIT)
+    assert model.fit(X, X[:, 0]).input_mean_ is None
+
+
+def test_a_failed_save_leaves_the_saved_backbone_as_it_was(tmp_path):
+    X = low_rank(60)
+    pre = SelfSupervisedPretrainer(**FAST).fit(X)
+    pre.save(tmp_path)
+    before = {f: (tmp_path / f).read_bytes() for f in os.listdir(tmp_path)}
+    other = SelfSupervisedPretrainer(**{**FAST, "random_state": 1}).fit(X)
+    other.backbone_params = {"hidden_sizes": (16,), "bad": object()}  # not JSON
+    with pytest.raises(TypeError):
+        other.save(tmp_path)
+    after = {f: (tmp_path / f).read_bytes() for f in os.listdir(tmp_path)}
+    assert after == before
+    loaded = SelfSupervisedPretrainer.load(tmp_path)
+    np.testing.assert_array_equal(loaded.transform(X), pre.transform(X))
 
 
 def test_a_user_module_is_saved_as_weights_only(tmp_path):

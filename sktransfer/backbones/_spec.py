@@ -62,12 +62,18 @@ def write_backbone(directory, module, spec):
         k: v.detach().to("cpu", copy=True).contiguous()
         for k, v in module.state_dict().items()
     }
-    save_file(state, os.path.join(directory, WEIGHTS_FILE))
+    # the spec is checked before anything is written, and both files replace
+    # the old ones only once both are complete: a failed save leaves a saved
+    # backbone already in the directory as it was
     spec = {"format": FORMAT, "weights": WEIGHTS_FILE, **_jsonable(spec, "spec")}
+    weights = os.path.join(directory, WEIGHTS_FILE)
     path = os.path.join(directory, SPEC_FILE)
-    with open(path, "w", encoding="utf-8") as fh:
+    save_file(state, weights + ".partial")
+    with open(path + ".partial", "w", encoding="utf-8") as fh:
         json.dump(spec, fh, indent=2)
         fh.write("\n")
+    os.replace(weights + ".partial", weights)
+    os.replace(path + ".partial", path)
     return path
 
 
@@ -125,8 +131,9 @@ def load_spec(path) -> dict:
     arguments ``backbone``, ``backbone_params``, ``input_shape`` and
     ``weights`` of :class:`~sktransfer.TransferRegressor` and
     :class:`~sktransfer.DomainAdaptRegressor`, which build the same backbone
-    and load the weights into it. Those estimators then standardise the
-    inputs with statistics of their own training rows;
+    and load the weights into it, and ``standardize_X``, the kind of input
+    scaling the backbone was pre-trained on (none, per feature or global).
+    Those estimators then compute that scaling from their own training rows;
     ``SelfSupervisedPretrainer.load`` restores the pre-trainer itself, whose
     statistics travel with it when it is passed as ``backbone=``.
 
@@ -139,7 +146,8 @@ def load_spec(path) -> dict:
     -------
     kwargs : dict
         ``{"backbone": str, "backbone_params": dict or None, "input_shape":
-        tuple, "weights": str}``.
+        tuple, "weights": str}``, and ``"standardize_X"`` for a spec written
+        by a pre-trainer.
 
     Raises
     ------
@@ -162,7 +170,7 @@ def load_spec(path) -> dict:
     >>> _ = pre.save(folder)
     >>> kwargs = load_spec(folder)
     >>> sorted(kwargs)
-    ['backbone', 'backbone_params', 'input_shape', 'weights']
+    ['backbone', 'backbone_params', 'input_shape', 'standardize_X', 'weights']
     >>> model = TransferRegressor(**kwargs, max_epochs=2).fit(X, X[:, 0])
     """
     spec, weights = read_spec(path)
@@ -174,9 +182,13 @@ def load_spec(path) -> dict:
             f"pass it as backbone= with weights={weights!r}."
         )
     params = spec.get("backbone_params")
-    return {
+    kwargs = {
         "backbone": spec["backbone"],
         "backbone_params": None if params is None else _as_tuples(params),
         "input_shape": _as_tuples(spec["input_shape"]),
         "weights": weights,
     }
+    mode = spec.get("pretrainer", {}).get("standardize_X")
+    if mode is not None:  # the kind of scaling the backbone was trained on
+        kwargs["standardize_X"] = mode
+    return kwargs
