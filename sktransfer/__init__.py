@@ -5,6 +5,7 @@ scikit-learn estimators on PyTorch through skorch.
 
 from sktransfer._domain_adapt import DomainAdaptRegressor
 from sktransfer._transfer import TransferRegressor
+from sktransfer.conformal import ShiftConformalRegressor
 from sktransfer.pretraining import SelfSupervisedPretrainer
 
 __version__ = "0.1.0"
@@ -12,6 +13,7 @@ __version__ = "0.1.0"
 __all__ = [
     "DomainAdaptRegressor",
     "SelfSupervisedPretrainer",
+    "ShiftConformalRegressor",
     "TransferRegressor",
     "__version__",
 ]

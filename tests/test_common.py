@@ -4,7 +4,12 @@ import pytest
 from conftest import CHECKS
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sktransfer import DomainAdaptRegressor, SelfSupervisedPretrainer, TransferRegressor
+from sktransfer import (
+    DomainAdaptRegressor,
+    SelfSupervisedPretrainer,
+    ShiftConformalRegressor,
+    TransferRegressor,
+)
 from sktransfer.adaptation import list_methods
 from sktransfer.augmentation import CMixup, GaussianJitter
 
@@ -30,6 +35,8 @@ def _estimators():
             SelfSupervisedPretrainer(objective=objective, **PRETRAIN)
             for objective in ("masked", "contrastive")
         ]
+        # conformal intervals around a closed-form linear model
+        + [ShiftConformalRegressor(random_state=0)]
     )
 
 
