@@ -206,7 +206,9 @@ class ShiftConformalRegressor(RegressorMixin, BaseEstimator):
         (``prefit=False``; see above).
     prefit : bool, default=False
         ``estimator`` is fitted: ``fit`` only calibrates (on every labelled
-        row; the estimator must not have been trained on them).
+        row; the estimator must not have been trained on them). ``clone``
+        (``GridSearchCV``, ``cross_val_score``) unfits an estimator; pass it
+        as ``sklearn.frozen.FrozenEstimator(fitted)`` to keep it fitted.
     mode : {"auto", "target", "weighted", "source"}, default="auto"
         Which rows calibrate and how (see above).
     domain_classifier : classifier or None, default=None

@@ -318,3 +318,37 @@ def test_api_page_lists_the_public_names():
     for row in rows:
         listed |= set(re.findall(r"`(?:sktransfer\.(?:conformal\.)?)?(\w+)`", row))
     assert listed >= set(conformal.__all__)
+
+
+class _Spy(Ridge):
+    """A Ridge whose ``fit`` takes ``sample_domain`` (as DomainAdaptRegressor's
+    does) and records what it was given; NaN-marked rows are dropped."""
+
+    def fit(self, X, y, sample_domain=None):
+        self.seen_ = (X.copy(), y.copy(), np.asarray(sample_domain).copy())
+        keep = np.isfinite(y)
+        return super().fit(X[keep], y[keep])
+
+
+@pytest.mark.parametrize("n_labelled", [0, 30])
+def test_calibration_labels_never_reach_the_estimator(n_labelled):
+    X, y, sd, _, _ = _uda(10, n_source=100, n_target=60, n_labelled=n_labelled)
+    model = ShiftConformalRegressor(_Spy(), random_state=0).fit(X, y, sd)
+    X_seen, y_seen, sd_seen = model.estimator_.seen_
+    calibration = X[model.calibration_indices_]
+    seen = {row.tobytes(): value for row, value in zip(X_seen, y_seen)}
+    for row in calibration:  # absent (source) or present with its label hidden
+        assert np.isnan(seen.get(row.tobytes(), np.nan))
+    # every target row is passed, with its domain, for adaptation
+    assert (sd_seen < 0).sum() == 60
+
+
+def test_a_frozen_prefit_estimator_survives_clone_and_search():
+    from sklearn.frozen import FrozenEstimator
+
+    X, y, _sd, Xt, _ = _uda(11, n_source=200, n_target=60)
+    fitted = Ridge().fit(X[:100], y[:100])
+    model = ShiftConformalRegressor(FrozenEstimator(fitted), prefit=True)
+    twin = clone(model).fit(X[100:], y[100:])  # calibrates the same model
+    assert np.array_equal(twin.predict(Xt), fitted.predict(Xt))
+    assert twin.mode_ == "weighted" and len(twin.conformity_scores_) == 100
