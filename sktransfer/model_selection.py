@@ -42,14 +42,12 @@ import numbers
 import numpy as np
 from sklearn import get_config
 from sklearn.base import clone
-from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 from sklearn.utils import _safe_indexing
 from sklearn.utils._metadata_requests import MetadataRequest, _MetadataRequester
 from sklearn.utils.validation import _num_samples
 
+from sktransfer._density_ratio import fit_density_ratio
 from sktransfer.data import domain_masks
 
 __all__ = [
@@ -454,39 +452,13 @@ class ImportanceWeightedScorer(_RequestsSampleDomain):
             classifier returns non-finite probabilities.
         """
         self._check_params()
-        Xs = np.asarray(X_source, dtype=float)
-        Xt = np.asarray(X_target, dtype=float)
-        for name, rows in (("X_source", Xs), ("X_target", Xt)):
-            if rows.ndim == 0 or len(rows) == 0:
-                raise ValueError(
-                    f"ImportanceWeightedScorer.weights: {name} has no rows; the "
-                    "density ratio needs at least one source and one target row."
-                )
-        Xs, Xt = Xs.reshape(len(Xs), -1), Xt.reshape(len(Xt), -1)
-        if Xs.shape[1] != Xt.shape[1]:
-            raise ValueError(
-                f"ImportanceWeightedScorer.weights: X_source has {Xs.shape[1]} "
-                f"values per row but X_target has {Xt.shape[1]}; pass source and "
-                "target rows with the same features."
-            )
-        clf = clone(
-            self.domain_classifier
-            if self.domain_classifier is not None
-            else make_pipeline(StandardScaler(), LogisticRegression(C=1.0))
+        ratio = fit_density_ratio(
+            "ImportanceWeightedScorer.weights",
+            X_source,
+            X_target,
+            self.domain_classifier,
         )
-        labels = np.r_[np.zeros(len(Xs)), np.ones(len(Xt))]
-        clf.fit(np.vstack([Xs, Xt]), labels)
-        proba = np.asarray(clf.predict_proba(Xs), dtype=float)
-        if proba.shape != (len(Xs), 2) or not np.isfinite(proba).all():
-            raise ValueError(
-                "ImportanceWeightedScorer: domain_classifier.predict_proba must "
-                f"return finite probabilities of shape ({len(Xs)}, 2) for the two "
-                f"domains; got shape {proba.shape}"
-                + ("" if np.isfinite(proba).all() else " with NaN or inf values")
-                + ". Use a probabilistic classifier such as LogisticRegression()."
-            )
-        p = np.clip(proba[:, 1], 1e-6, 1 - 1e-6)
-        w = p / (1 - p) * len(Xs) / len(Xt)
+        w = ratio(X_source)
         w = np.minimum(w, np.quantile(w, self.clip_quantile))
         return w / w.mean()
 

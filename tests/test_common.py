@@ -7,6 +7,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from sktransfer import (
     DomainAdaptRegressor,
     SelfSupervisedPretrainer,
+    ShiftConformalRegressor,
     TransferEnsemble,
     TransferRegressor,
 )
@@ -37,6 +38,8 @@ def _estimators():
         ]
         # an ensemble of two members (seeds drawn from random_state)
         + [TransferEnsemble(TransferRegressor(**CHECKS), n_members=2, random_state=0)]
+        # conformal intervals around a closed-form linear model
+        + [ShiftConformalRegressor(random_state=0)]
     )
 
 

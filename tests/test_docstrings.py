@@ -13,6 +13,7 @@ PUBLIC_MODULES = [
     "sktransfer.adaptation",
     "sktransfer.augmentation",
     "sktransfer.backbones",
+    "sktransfer.conformal",
     "sktransfer.data",
     "sktransfer.datasets",
     "sktransfer.ensemble",
