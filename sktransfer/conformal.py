@@ -41,6 +41,7 @@ from sktransfer._density_ratio import fit_density_ratio
 from sktransfer._transfer import TransferRegressor
 from sktransfer._warnings import warn
 from sktransfer.data import domain_masks
+from sktransfer.ensemble import TransferEnsemble
 
 __all__ = [
     "ShiftConformalRegressor",
@@ -149,6 +150,8 @@ def min_calibration_rows(confidence_level):
 
 
 def _accepts_sample_domain(estimator):
+    if isinstance(estimator, TransferEnsemble):  # as its members do
+        return _accepts_sample_domain(estimator.estimator or TransferRegressor())
     try:
         return "sample_domain" in inspect.signature(estimator.fit).parameters
     except (TypeError, ValueError):  # pragma: no cover - builtins

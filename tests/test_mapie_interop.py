@@ -4,7 +4,12 @@
 import numpy as np
 import pytest
 
-from sktransfer import DomainAdaptRegressor, TransferRegressor
+from sktransfer import (
+    DomainAdaptRegressor,
+    ShiftConformalRegressor,
+    TransferEnsemble,
+    TransferRegressor,
+)
 from sktransfer.datasets import make_domain_shift
 
 mapie_regression = pytest.importorskip("mapie.regression")
@@ -80,3 +85,30 @@ def test_cross_conformal_transfer_regressor(data):
         TransferRegressor("linear"), confidence_level=0.9, cv=3, random_state=0
     ).fit_conformalize(X, y)
     _check(*mapie.predict_interval(X_test), y_test)
+
+
+def test_split_conformal_prefit_and_cross_conformal_transfer_ensemble(data):
+    (X_train, y_train), (X_cal, y_cal), (X_test, y_test) = data[0]
+    ensemble = TransferEnsemble(TransferRegressor(**MLP), n_members=2, random_state=0)
+    _conformalize_prefit(ensemble.fit(X_train, y_train), data)
+    X, y = np.vstack([X_train, X_cal]), np.r_[y_train, y_cal]
+    mapie = mapie_regression.CrossConformalRegressor(
+        TransferEnsemble(TransferRegressor("linear"), n_members=2, random_state=0),
+        confidence_level=0.9,
+        cv=3,
+        random_state=0,
+    ).fit_conformalize(X, y)
+    _check(*mapie.predict_interval(X_test), y_test)
+
+
+def test_our_conformal_wrapper_around_the_ensemble(data):
+    (X_train, y_train), (X_cal, y_cal), (X_test, y_test) = data[0]
+    X, y = np.vstack([X_train, X_cal]), np.r_[y_train, y_cal]
+    model = ShiftConformalRegressor(
+        TransferEnsemble(TransferRegressor("linear"), n_members=2, random_state=0),
+        random_state=0,
+    ).fit(X, y)
+    points, intervals = model.predict_interval(X_test)
+    assert points.shape == (len(y_test),) and intervals.shape == (len(y_test), 2)
+    coverage = ((y_test >= intervals[:, 0]) & (y_test <= intervals[:, 1])).mean()
+    assert 0.8 <= coverage <= 0.98, coverage
