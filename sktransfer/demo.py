@@ -513,6 +513,15 @@ def _plot_over_time(ax, table):
 
 
 # ---------------------------------------------------------------------- CLI
+DESCRIPTION = """\
+Transfer learning for regression on real data, offline: a model learned where
+labels are plentiful (the source) moves where there are few or none (the
+target). Part 1: today's weather -> tomorrow's temperature (or --column),
+from one city to another with a few labelled days. Part 2: rainfall of the
+next day, week and year (cities, then Australian regions): what is and is not
+predictable. Part 3: a corn NIR calibration moved between spectrometers with
+no target labels. Tables on standard output, progress on standard error, a
+figure in --plot."""
 HEADER = """\
 sktransfer demo: transfer learning for regression, on real data shipped with
 PyPI packages (offline). A model is learned where labels are plentiful (the
@@ -626,11 +635,11 @@ def _parser():
     columns = "\n".join(f"  {k:<13} {w} ({u})" for k, (w, u) in COLUMNS.items())
     parser = argparse.ArgumentParser(
         prog="python -m sktransfer.demo",
-        description=__doc__.split("\n\n")[1].replace("\n", " "),
+        description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=(
-            f"cities (--source, --target): {', '.join(CITIES)} (Auckland's rainfall "
-            "is recorded as 0 every day:\n  the rainfall tables skip it)\n"
+            f"cities (--source, --target):\n  {', '.join(CITIES)}\n  (Auckland's "
+            "rainfall is recorded as 0 every day: the rainfall tables skip it)\n"
             f"next-day targets (--column), mosaicData::Weather's units:\n{columns}\n"
             f"Australian regions (--au-source, --au-target):\n{regions}"
         ),
@@ -643,14 +652,15 @@ def _parser():
     add("--column", choices=COLUMNS, default="avg_temp", metavar="COLUMN",
         help="what part 1 predicts for the next day (default: avg_temp)")  # fmt: skip
     add("--labels", "--n-labels", type=int, default=40, metavar="N",
-        help="labelled target days, the first of 2016 (default: 40; the weekly "
-        "table uses N // 7 weeks, at least 4)")  # fmt: skip
+        help="labelled target days, 2 to 365: the first N days of 2016 (default: "
+        "40; the weekly table uses N // 7 weeks, at least 4)")  # fmt: skip
     add("--au-source", choices=REGIONS, default="east", metavar="REGION",
         help="Australian region learned on (default: east)")  # fmt: skip
     add("--au-target", choices=REGIONS, default="sw", metavar="REGION",
         help="Australian region moved to (default: sw)")  # fmt: skip
     add("--years", type=int, default=20, metavar="N",
-        help="labelled years of --au-target, the first (default: 20)")  # fmt: skip
+        help="labelled years of --au-target, 2 to 100: its first N years from 1911 "
+        "(default: 20)")  # fmt: skip
     add("--part", choices=("weather", "rainfall", "calibration", "all"),
         default="all", help="which part to run (default: all)")  # fmt: skip
     add("--plot", default="sktransfer_demo.png", metavar="PATH",
@@ -679,7 +689,16 @@ def _demo_settings():
 
 def main(argv=None):
     """The command line (``python -m sktransfer.demo --help``)."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not 2 <= args.labels <= 365:
+        parser.error(f"--labels {args.labels}: give 2 to 365 labelled days")
+    if not 2 <= args.years <= 100:
+        parser.error(f"--years {args.years}: give 2 to 100 labelled years")
+    if args.column == "precip" and "Auckland" in (args.source, args.target):
+        parser.error("--column precip: Auckland's rainfall is recorded as 0 every day")
+    if args.epochs < 1:
+        parser.error(f"--epochs {args.epochs}: give at least 1")
     out, steps, start = sys.stdout, Steps(sys.stderr), time.perf_counter()
     out.write(HEADER)
     figure, summary = {}, {}

@@ -95,3 +95,6 @@ def test_demo_help_lists_the_choices(capsys):
     for city in demo.CITIES:
         assert city in out
     assert "avg_temp" in out and "°F" in out and "precip" in out and "Queensland" in out
+    with pytest.raises(SystemExit):
+        demo.main(["--labels", "1"])
+    assert "--labels 1: give 2 to 365 labelled days" in capsys.readouterr().err
