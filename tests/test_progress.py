@@ -144,3 +144,14 @@ def test_a_verbose_fit_pickles(verbose, capsys):
     est = TransferRegressor(**FEW, verbose=verbose).fit(X, y)
     again = pickle.loads(pickle.dumps(est))
     np.testing.assert_array_equal(again.predict(X), est.predict(X))
+
+
+def test_the_folds_of_an_auto_choice_are_quiet(capsys):
+    X, y = linear_problem(n=40, n_features=4)
+    source = TransferRegressor(**FEW).fit(X, y)
+    est = TransferRegressor(
+        source, finetune="auto", max_epochs=3, random_state=0, verbose=1
+    ).fit(X, y)
+    assert est.finetune_scores_ is not None  # it cross-validated
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split()[1] for line in lines] == ["1/3", "2/3", "3/3"]
