@@ -421,16 +421,19 @@ def calibration_table(target=2, steps=QUIET):
         np.full(len(data.y_test), ys.mean()),
         None,
     )
-    add("Source model as is: PLS", *steps.fit("PLS", _pls(), Xs, ys))
+    add("Source model as is: PLS", *steps.fit("PLS on instrument 1", _pls(), Xs, ys))
     add(
         "Source model as is: linear",
-        *steps.fit("linear model", TransferRegressor("linear"), Xs, ys),
+        *steps.fit("linear model on instrument 1", TransferRegressor("linear"), Xs, ys),
     )
     both = np.vstack([Xs, Xt])
     y_both = np.concatenate([ys, np.full(len(Xt), np.nan)])  # NaN: unlabelled
     adapt = DomainAdaptRegressor("linear", method="adabn")
     name = "Standardise each instrument, then linear"
-    add(name, *steps.fit("adabn", adapt, both, y_both))
+    add(
+        name,
+        *steps.fit("linear model, each instrument standardised", adapt, both, y_both),
+    )
     table.transfer = (name,)
     add(
         "Train on target only: PLS, 60 labels (reference)",
