@@ -747,6 +747,9 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         # the guard first: early stopping must not end a run whose loss is
         # not finite (its patience runs out on an infinite validation loss)
         callbacks = [*plan.callbacks, ("divergence_guard", DivergenceGuard())]
+        if plan.anchored or plan.adaptation is not None:
+            # before early stopping, which ends the last epoch's callbacks
+            callbacks.append(("loss_terms", LossTermRecorder()))
         train_split = None
         if self.early_stopping and solver == "gradient":
             train_split = ValidFraction(self.validation_fraction, seeds.split)
@@ -758,8 +761,6 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
                 sink=_silent,
             )
             callbacks.append(("early_stopping", stopper))
-        if plan.anchored or plan.adaptation is not None:
-            callbacks.append(("loss_terms", LossTermRecorder()))
         if self.grad_clip is not None:
             clip = GradientNormClipping(gradient_clip_value=self.grad_clip)
             callbacks.append(("grad_clip", clip))

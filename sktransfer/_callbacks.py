@@ -5,10 +5,14 @@ fitted attributes, so the estimators never copy skorch's training loop.
 """
 
 import math
+import sys
+import time
 
 import numpy as np
 import torch
-from skorch.callbacks import Callback, EarlyStopping
+import tqdm
+from skorch.callbacks import Callback, EarlyStopping, PrintLog
+from skorch.utils import Ansi
 
 from sktransfer.exceptions import TrainingDivergedError
 
@@ -103,8 +107,134 @@ class LossTermRecorder(Callback):
         net.loss_terms_ = {}
 
 
+class EpochProgress(Callback):
+    """One progress bar over the epochs of a fit (``verbose=1``).
+
+    On a terminal it is a tqdm bar of ``max_epochs`` steps whose postfix shows
+    the epoch's training loss, the validation loss when there is one, and
+    the adaptation loss and L2-SP penalty when they are recorded; it closes
+    where training ends (early stopping ends it short of the total). Where
+    the stream is not a terminal (a CI log, a file, a notebook's captured
+    output) it writes plain lines instead -- about one every tenth of the
+    epochs, and the last -- with no carriage returns or ANSI codes.
+
+    An epoch's row is read at the start of the next epoch (or at the end of
+    training), when every callback has recorded its terms in it.
+
+    Parameters
+    ----------
+    file : file-like or None, default=None
+        Where to write; None: ``sys.stderr`` at the start of training.
+    """
+
+    #: history key -> label in the postfix / log line
+    KEYS = {
+        "train_loss": "train_loss",
+        "valid_loss": "valid_loss",
+        "train_da_loss": "da_loss",
+        "train_l2sp_penalty": "l2sp",
+    }
+
+    def __init__(self, file=None):
+        self.file = file
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        self._close()
+        self.stream_ = sys.stderr if self.file is None else self.file
+        self.total_ = int(net.max_epochs)
+        self.every_ = max(1, math.ceil(self.total_ / 10))
+        self.done_ = 0
+        self.start_ = time.perf_counter()
+
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        if len(net.history) >= 2:
+            self._report(net.history[-2])
+        elif _isatty(self.stream_):  # the first epoch (a closed form has none)
+            self.pbar_ = tqdm.tqdm(
+                total=self.total_, file=self.stream_, unit="epoch", dynamic_ncols=True
+            )
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        if self.done_ < len(net.history):
+            self._report(net.history[-1], last=True)
+        if self.pbar_ is None and 0 < self.done_ < self.total_:
+            self.stream_.write(f"stopped after epoch {self.done_} of {self.total_}\n")
+            self.stream_.flush()
+        self._close()
+
+    def _report(self, row, last=False):
+        self.done_ += 1
+        if self.pbar_ is not None:
+            self.pbar_.set_postfix(self.postfix(row), refresh=False)
+            self.pbar_.update(1)
+        elif last or self.done_ % self.every_ == 0:
+            terms = "  ".join(f"{k}={v}" for k, v in self.postfix(row).items())
+            elapsed = time.perf_counter() - self.start_
+            width = len(str(self.total_))
+            self.stream_.write(
+                f"epoch {self.done_:>{width}}/{self.total_}  {terms}  "
+                f"({elapsed:.1f} s)\n"
+            )
+            self.stream_.flush()
+
+    @classmethod
+    def postfix(cls, row):
+        """The recorded loss terms of a history row, formatted, by label."""
+        return {
+            label: f"{row[key]:.4g}"
+            for key, label in cls.KEYS.items()
+            if row.get(key) is not None
+        }
+
+    def _close(self):
+        bar = getattr(self, "pbar_", None)
+        if bar is not None:
+            bar.close()
+        self.pbar_ = None
+
+    def __getstate__(self):
+        # the stream and the bar serve one fit; a fitted net pickles without them
+        state = self.__dict__.copy()
+        for key in ("pbar_", "stream_"):
+            state.pop(key, None)
+        return state
+
+
+class EpochTable(PrintLog):
+    """skorch's per-epoch table (``verbose=2``), without colour codes where
+    standard output is not a terminal (a CI log, a file), and with the row of
+    the epoch that early stopping ended on (whose ``on_epoch_end`` it cut)."""
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        self.colour_ = _isatty(sys.stdout)
+        self.rows_ = 0
+        return super().on_train_begin(net, X=X, y=y, **kwargs)
+
+    def on_epoch_end(self, net, **kwargs):
+        self.rows_ += 1
+        return super().on_epoch_end(net, **kwargs)
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        if 0 < len(net.history) and self.rows_ < len(net.history):
+            self.on_epoch_end(net)
+        return super().on_train_end(net, X=X, y=y, **kwargs)
+
+    def format_row(self, row, key, color):
+        text = super().format_row(row, key, color)
+        if getattr(self, "colour_", True) or not isinstance(text, str):
+            return text
+        return text.replace(color, "").replace(Ansi.ENDC.value, "")
+
+
+def _isatty(stream):
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
 class SolverLog(Callback):
-    """Report a closed-form solve at ``verbose >= 1`` (the epoch table's place).
+    """Report a closed-form solve at ``verbose >= 1`` (in place of the epochs).
 
     Parameters
     ----------

@@ -102,10 +102,12 @@ def choose(estimator, candidates, X, y, rows, *, unlabel, sample_weight, fit_par
     folds = KFold(n_folds(len(rows)), shuffle=True, random_state=seed)
     splits = [rows[held] for _, held in folds.split(rows)]
     errors = {}
+    # verbose reports the final fit, not each fold's
+    quiet = {"verbose": 0} if "verbose" in estimator.get_params() else {}
     for name, params in candidates.items():
         parts = []
         for held in splits:
-            model = clone(estimator).set_params(**params)
+            model = clone(estimator).set_params(**quiet, **params)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 _fit_fold(

@@ -136,8 +136,13 @@ precision : {"fp32", "bf16", "fp16"}, default="fp32"
     ``"fp16"`` trains with a gradient scaler. Parameters stay float32.""",
     "verbose": """\
 verbose : int, default=0
-    0 is silent; 1 shows a progress bar and an epoch table (or a line for the
-    closed-form solve).""",
+    0 is silent. 1 shows one progress bar over the epochs (on standard
+    error), with the training loss, the validation loss when there is one and
+    the adaptation loss when there is one; where standard error is not a
+    terminal (a CI log, a file) it writes a plain line about every tenth of
+    the epochs instead. 2 or more prints skorch's table, one row per epoch
+    with every recorded loss term (on standard output). A closed-form solve
+    reports one line at 1 or more.""",
     "clip_inputs": """\
 clip_inputs : bool, default=False
     At prediction, clip each (scaled) input feature to the range it had in

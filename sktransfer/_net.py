@@ -10,13 +10,18 @@ object), so ``net_`` describes how it was trained and pickles.
 import numpy as np
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog, ProgressBar
+from skorch.callbacks import EpochTimer, PassthroughScoring
 from skorch.utils import TeeGenerator
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from sktransfer._augment import AugmentedBatches, BatchAugmenter
 from sktransfer._batches import BalancedIterator, BatchIterator, TensorData
-from sktransfer._callbacks import SolverLog, StopTraining
+from sktransfer._callbacks import (
+    EpochProgress,
+    EpochTable,
+    SolverLog,
+    StopTraining,
+)
 from sktransfer._closed_form import solve_linear_head
 from sktransfer._device import autocast
 from sktransfer.exceptions import TrainingDivergedError
@@ -106,9 +111,12 @@ class TransferNet(NeuralNet):
             ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
             ("valid_loss", PassthroughScoring(name="valid_loss")),
         ]
+        # verbose=1: one bar over the epochs; 2 (or more): skorch's epoch table
+        if self.verbose == 1:
+            callbacks.append(("progress_bar", EpochProgress()))
+        elif self.verbose:
+            callbacks.append(("print_log", EpochTable()))
         if self.verbose:
-            callbacks.append(("progress_bar", ProgressBar()))
-            callbacks.append(("print_log", PrintLog()))
             callbacks.append(("solver_log", SolverLog()))
         return callbacks
 

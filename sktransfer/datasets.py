@@ -190,7 +190,9 @@ WEATHER_FEATURES = (
 )
 
 
-def load_weather(city, target="precip", *, features=WEATHER_FEATURES):
+def load_weather(
+    city, target="precip", *, features=WEATHER_FEATURES, return_dates=False
+):
     """Daily weather of one city -> next day's ``target`` (mosaicData::Weather).
 
     Five cities (Auckland, Beijing, Chicago, Mumbai, San Diego) x 731 days
@@ -207,18 +209,22 @@ def load_weather(city, target="precip", *, features=WEATHER_FEATURES):
         Auckland's precipitation is all zero: use it only for temperature.
     features : sequence of str, default=WEATHER_FEATURES
         Today's columns used as inputs.
+    return_dates : bool, default=False
+        Also return the date of each row (the day of the inputs).
 
     Returns
     -------
     X : ndarray of shape (n_days, n_features)
     y : ndarray of shape (n_days,)
         ``target`` on the following day.
+    dates : ndarray of datetime64[D], shape (n_days,)
+        Only with ``return_dates=True``.
 
     Raises
     ------
     TypeError
-        If ``city`` or ``target`` is not a str, or ``features`` is not a
-        sequence of str.
+        If ``city`` or ``target`` is not a str, ``features`` is not a
+        sequence of str, or ``return_dates`` is not a bool.
     ValueError
         If ``city`` is not in the data, ``target`` or a feature is not a numeric
         column, ``features`` is empty, or no complete row remains.
@@ -250,6 +256,11 @@ def load_weather(city, target="precip", *, features=WEATHER_FEATURES):
             f"one of {columns}."
         )
     features = _check_columns(features, columns)
+    if not isinstance(return_dates, bool | np.bool_):
+        raise TypeError(
+            f"return_dates must be a bool; got {return_dates!r} of type "
+            f"{type(return_dates).__name__}."
+        )
     import pandas as pd
 
     d = df[df["city"] == city].sort_values("date")
@@ -267,6 +278,9 @@ def load_weather(city, target="precip", *, features=WEATHER_FEATURES):
             f"feature and the next day's target recorded (features={features}); "
             "drop the mostly missing columns from features."
         )
+    if return_dates:
+        dates = pd.to_datetime(d["date"]).to_numpy().astype("datetime64[D]")
+        return X[keep], y[keep], dates[:-1][keep]
     return X[keep], y[keep]
 
 

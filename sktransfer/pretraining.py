@@ -334,7 +334,8 @@ default="adamw"
         ``backbone_`` is moved to the CPU afterwards, where ``transform``
         runs.
     verbose : int, default=0
-        0 silent; 1 a progress bar and an epoch table.
+        0 silent; 1 one progress bar over the epochs (plain lines where
+        standard error is not a terminal); 2 skorch's per-epoch table.
 
     Attributes
     ----------

