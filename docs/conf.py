@@ -2,7 +2,7 @@
 
 Build (warnings are errors)::
 
-    pip install -e ".[docs]"
+    pip install -e ".[docs,data]"   # data: the gallery's real data sets
     python -m sphinx -W --keep-going -b html docs docs/_build/html
 
 The Markdown pages of docs/ are the site's pages (myst-parser); the API
@@ -21,7 +21,14 @@ from sphinx.transforms import SphinxTransform
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the checkout's sktransfer, installed or not
 
+import torch  # noqa: E402
+
 import sktransfer  # noqa: E402
+
+# The gallery's examples run in this process. Their networks are small: one
+# torch thread runs them 5-10x faster than the default on a busy 2-core
+# machine (see performance.md, "Threads, n_jobs and GPUs").
+torch.set_num_threads(1)
 
 project = "sktransfer"
 author = "sktransfer developers"
@@ -33,11 +40,12 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "numpydoc",
+    "sphinx_gallery.gen_gallery",
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
-exclude_patterns = ["_build", "examples/README.md"]
+exclude_patterns = ["_build", "examples"]  # examples/: sphinx-gallery's sources
 templates_path = ["_templates"]
 
 # Markdown: headings get anchors down to ### so that links such as
@@ -54,6 +62,22 @@ autodoc_typehints = "none"
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_xref_param_type = False
+
+# Gallery: docs/examples/plot_*.py run at build time (offline, CPU, seconds
+# each) into auto_examples/ (not committed), their figures captured.
+# ``-D plot_gallery=0`` builds the pages without running them
+# (tests/test_sphinx.py does; tests/test_examples.py runs the scripts).
+sphinx_gallery_conf = {
+    "examples_dirs": "examples",
+    "gallery_dirs": "auto_examples",
+    "filename_pattern": "/plot_",
+    "within_subsection_order": "FileNameSortKey",
+    "download_all_examples": False,
+    "capture_repr": (),
+    "remove_config_comments": True,
+    "write_computation_times": False,
+    "reset_modules": ("matplotlib",),
+}
 
 html_theme = (
     "pydata_sphinx_theme"
