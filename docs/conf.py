@@ -93,8 +93,8 @@ def _skip_foreign_member(app, what, name, obj, skip, options):
 
     ``:inherited-members:`` brings the methods of sktransfer's private bases
     (``fit``, ``predict``, ...) onto the public classes' pages; the ones that
-    come from scikit-learn or torch (``get_params``, ``nn.Module.forward``'s
-    hundred siblings) are documented there, not here.
+    come from scikit-learn or torch (``get_params``, ``set_params``,
+    ``torch.nn.Module.to``, ``train``, ...) are documented there, not here.
     """
     if what != "class" or skip:
         return None
@@ -110,7 +110,7 @@ class _LinksOutsideDocs(SphinxTransform):
     docs/benchmarks.md links the benchmark results (``../benchmarks/...md``),
     which GitHub renders but which are not pages of this site. myst-parser
     takes an existing ``.md`` file for a document and warns that it is not
-    one; a ``.csv`` or ``.png`` next to it it already turns into a download.
+    one; a ``.csv`` or ``.png`` next to it, it already turns into a download.
     This does the same for the Markdown files: a link to an existing file
     outside docs/ is copied into the site, a link to anything missing still
     warns.
