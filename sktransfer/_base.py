@@ -941,8 +941,8 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, \
-*input_shape)
+        X : array-like of shape (n_samples, n_features) or \
+``(n_samples, *input_shape)``
             Inputs, with the features (or per-sample shape) seen in ``fit``.
 
         Returns

@@ -174,7 +174,7 @@ augment : Augmentation, list of Augmentation or None, default=None
 
 FIT_PARAMETERS = {
     "X": """\
-X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+X : array-like of shape (n_samples, n_features) or ``(n_samples, *input_shape)``
     Training inputs.""",
     "sample_weight": """\
 sample_weight : array-like of shape (n_samples,), default=None

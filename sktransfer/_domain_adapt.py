@@ -302,8 +302,8 @@ class DomainAdaptRegressor(BaseTransferEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, \
-*input_shape)
+        X : array-like of shape (n_samples, n_features) or \
+``(n_samples, *input_shape)``
             Inputs, with the features (or per-sample shape) seen in ``fit``.
         sample_domain : array-like of int, shape (n_samples,), default=None
             The domain of each row. None: every row is a target row. Under

@@ -183,7 +183,7 @@ class TransferEnsemble(RegressorMixin, BaseEstimator):
         The seed drawn for each member (before ``member_params``).
     n_features_in_ : int
         Number of features seen during ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
         Names of the features seen during ``fit``; only when ``X`` has
         feature names that are all strings.
     n_outputs_ : int

@@ -559,8 +559,8 @@ default="adamw"
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, \
-*input_shape)
+        X : array-like of shape (n_samples, n_features) or \
+``(n_samples, *input_shape)``
             Unlabelled rows: of the source, the target or (usually best) both.
         y : None
             Ignored; accepted for pipelines.
@@ -620,13 +620,13 @@ default="adamw"
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, \
-*input_shape)
+        X : array-like of shape (n_samples, n_features) or \
+``(n_samples, *input_shape)``
             Inputs with the features (or per-sample shape) seen in ``fit``.
 
         Returns
         -------
-        features : ndarray of shape (n_samples, n_features_out_), float32
+        features : ndarray of shape (n_samples, ``n_features_out_``), float32
             The backbone's features of the standardised inputs.
         """
         check_is_fitted(self)
