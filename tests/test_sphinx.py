@@ -34,6 +34,7 @@ MODULES = [
     "sktransfer.model_selection",
     "sktransfer.datasets",
     "sktransfer.plotting",
+    "sktransfer.conformal",
     "sktransfer.exceptions",
 ]
 
