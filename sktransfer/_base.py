@@ -767,6 +767,9 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
                 monitor="valid_loss",
                 patience=self.n_iter_no_change,
                 threshold=1e-4,
+                # a negative log-likelihood may be negative, where a relative
+                # threshold would count a worse loss as an improvement
+                threshold_mode="abs" if predicts_variance(network.head) else "rel",
                 load_best=True,
                 sink=_silent,
             )

@@ -87,7 +87,8 @@ def _warn_if_identical(fitted, X):
     warn(
         f"The {len(fitted)} members of this TransferEnsemble predict the same "
         f"(to {_IDENTICAL:g} relative) on the training rows, so predict(X, "
-        "return_std=True) gives a spread of about 0: their seeds change "
+        "return_std=True) gives a spread of about 0 (with Gaussian heads, "
+        "only the variance the members predict): their seeds change "
         "nothing in this training (a network taken whole from a fitted "
         "source, every row in one batch, no augmentation; or a closed-form "
         "solution). Make the members differ with member_params (finetune, "

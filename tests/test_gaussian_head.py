@@ -226,3 +226,14 @@ def test_sample_weights_act_on_the_nll_as_repeated_rows(data):
         weighted.predict(X, return_std=True), duplicated.predict(X, return_std=True)
     ):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_early_stopping_on_the_nll_and_mixed_precision(data):
+    X, y = data
+    est = TransferRegressor(early_stopping=True, n_iter_no_change=3, **GAUSS)
+    est.set_params(max_epochs=200).fit(X, y)
+    stopper = dict(est.net_.callbacks)["early_stopping"]
+    assert stopper.threshold_mode == "abs" and est.n_iter_ < 200
+    assert np.isfinite(est.history_[:, "valid_loss"]).all()
+    bf16 = TransferRegressor(precision="bf16", **GAUSS).fit(X, y)
+    assert (bf16.predict(X[:5], return_std=True)[1] > 0).all()
