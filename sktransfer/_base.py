@@ -35,6 +35,7 @@ from sktransfer._closed_form import (
     linear_head_applicable,
 )
 from sktransfer._device import PRECISIONS, Seeds, autocast, resolve_device, seeded_torch
+from sktransfer._docs import fill_doc
 from sktransfer._module import TransferModule
 from sktransfer._net import TrainingInterrupted, TransferNet
 from sktransfer._scaling import Scaling, scale_inputs
@@ -53,7 +54,7 @@ from sktransfer.augmentation import Augmentation, as_augmentations
 from sktransfer.backbones import get_backbone_factory, load_weights
 from sktransfer.backbones._weights import _check_finite_parameters
 from sktransfer.data import domain_masks, loss_weights
-from sktransfer.heads import HEAD_OPTIONS, make_head
+from sktransfer.heads import HEAD_OPTIONS, make_head, predicts_variance
 from sktransfer.pretraining import SelfSupervisedPretrainer
 
 _PREDICT_CHUNK = 8192
@@ -608,11 +609,13 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         if isinstance(self.head, torch.nn.Module):
             head = make_head(self.head, n_features, n_outputs)
             out = _dry_run(head, (n_features,), "head")
-            if tuple(out) != (2, n_outputs):
+            width = 2 * n_outputs if predicts_variance(head) else n_outputs
+            if tuple(out) != (2, width):
                 raise ValueError(
                     f"head maps a batch of features of shape (2, {n_features}) to "
-                    f"shape {tuple(out)}, but y needs (2, {n_outputs}); give a head "
-                    "that returns one column per output."
+                    f"shape {tuple(out)}, but y needs (2, {width}); give a head "
+                    "that returns one column per output (a mean, then a "
+                    "variance per output for a head with predicts_variance=True)."
                 )
         elif self.head == "auto" and pretrained_head is not None:
             head = pretrained_head
@@ -705,6 +708,16 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         """``"gradient"`` or ``"closed_form"`` (see the ``solver`` parameter)."""
         if self.solver == "gradient":
             return "gradient"
+        if predicts_variance(network.head):
+            if self.solver == "closed_form":
+                raise ValueError(
+                    f"solver='closed_form' cannot train head={self.head!r}: the "
+                    "head predicts a variance and trains by the Gaussian negative "
+                    "log-likelihood, which has no closed-form solution (the exact "
+                    "solver minimises a squared error). Use solver='auto' or "
+                    "'gradient', or head='linear'."
+                )
+            return "gradient"
         reason = linear_head_applicable(
             network,
             frozen_backbone=plan.frozen_backbone,
@@ -757,6 +770,9 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
                 monitor="valid_loss",
                 patience=self.n_iter_no_change,
                 threshold=1e-4,
+                # a negative log-likelihood may be negative, where a relative
+                # threshold would count a worse loss as an improvement
+                threshold_mode="abs" if predicts_variance(network.head) else "rel",
                 load_best=True,
                 sink=_silent,
             )
@@ -936,7 +952,8 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
             "what it sees to the training range."
         )
 
-    def predict(self, X):
+    @fill_doc
+    def predict(self, X, return_std=False):
         """Predict targets in their original units.
 
         Parameters
@@ -944,23 +961,41 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         X : array-like of shape (n_samples, n_features) or \
 ``(n_samples, *input_shape)``
             Inputs, with the features (or per-sample shape) seen in ``fit``.
+        %(return_std)s
 
         Returns
         -------
-        y_pred : ndarray of shape (n_samples,) or (n_samples, n_outputs)
-            1-D when the estimator was fitted on a 1-D ``y``.
+        %(predict_returns)s
         """
         if not hasattr(self, "net_"):
             raise NotFittedError(
                 f"This {type(self).__name__} instance is not fitted yet. Call "
                 "'fit' with appropriate arguments before using this estimator."
             )
+        gaussian = self._predicts_variance()
+        if return_std and not gaussian:
+            raise ValueError(
+                f"predict(X, return_std=True) needs a head that predicts a "
+                f"variance, but this {type(self).__name__} was fitted with "
+                f"head={self.head!r}. Fit with head='gaussian' (or use a "
+                "TransferEnsemble for the spread of several models)."
+            )
         X = self._validate_predict(X)
         out = self._forward(X)
         if not np.isfinite(out).all():
             out = self._recompute_non_finite(X, out)
-        out = out * self.y_scale_ + self.y_mean_
-        return out.ravel() if self._y_1d else out
+        if gaussian:
+            out, variance = out[:, : self.n_outputs_], out[:, self.n_outputs_ :]
+        mean = out * self.y_scale_ + self.y_mean_
+        mean = mean.ravel() if self._y_1d else mean
+        if not return_std:
+            return mean
+        std = np.sqrt(variance) * self.y_scale_
+        return mean, std.ravel() if self._y_1d else std
+
+    def _predicts_variance(self):
+        """Whether the fitted head predicts a variance (a Gaussian head)."""
+        return predicts_variance(self.net_.module_.head)
 
     def _recompute_non_finite(self, X, out):
         """Rows whose outputs overflowed in fp16/bf16 are recomputed in float32

@@ -41,10 +41,21 @@ weights : str, path-like, mapping or None, default=None
     ``torch.save(state_dict)`` file (read with ``weights_only=True``) or a
     state dict. Keys must match; mismatches are reported by name.""",
     "head": """\
-head : {"auto", "linear", "mlp"} or torch.nn.Module, default="auto"
+head : {"auto", "linear", "mlp", "gaussian"} or torch.nn.Module, \
+default="auto"
     ``"auto"`` reuses a fitted estimator's head when the number of outputs
-    matches, else builds a new linear head. ``"linear"`` and ``"mlp"`` build
-    new heads. A module maps features to outputs and is deep-copied.""",
+    matches (whatever its kind: a Gaussian source head stays Gaussian), else
+    builds a new linear head. ``"linear"``, ``"mlp"`` and ``"gaussian"`` build
+    new heads. ``"gaussian"`` (deep ensembles, Lakshminarayanan et al.,
+    NeurIPS 2017) is a linear layer to a mean and a variance per output
+    (``softplus + 1e-6``), trained by the Gaussian negative log-likelihood on
+    the scaled targets with the same row weights as the squared error, by
+    gradient only (``solver="closed_form"`` is refused); ``predict(X)``
+    returns the mean and ``predict(X, return_std=True)`` the mean and the
+    standard deviation, in original units. A module maps features to outputs
+    and is deep-copied (one with ``predicts_variance = True`` returns the
+    means, then the variances, like
+    :class:`~sktransfer.heads.GaussianHead`).""",
     "input_shape": """\
 input_shape : tuple of int or None, default=None
     Per-sample shape the backbone receives, such as ``(channels, length)``:
@@ -183,6 +194,22 @@ sample_weight : array-like of shape (n_samples,), default=None
 }
 
 #: the parameters shared by the displays of ``sktransfer.plotting``
+PREDICT_PARAMETERS = {
+    "return_std": """\
+return_std : bool, default=False
+    Also return the predicted standard deviation of each target, in original
+    units: the square root of the variance a Gaussian head predicts (fit with
+    ``head="gaussian"``), as
+    :meth:`sklearn.gaussian_process.GaussianProcessRegressor.predict` returns
+    it.""",
+    "predict_returns": """\
+y_pred : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+    1-D when the estimator was fitted on a 1-D ``y``; with a Gaussian head,
+    the predicted mean.
+y_std : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+    Predicted standard deviation; only with ``return_std=True``.""",
+}
+
 PLOT_PARAMETERS = {
     "ax": """\
 ax : matplotlib.axes.Axes, default=None
@@ -257,6 +284,7 @@ _PLACEHOLDER = re.compile(r"^(?P<indent>\s*)%\((?P<name>\w+)\)s\s*$")
 _ALL = {
     **PARAMETERS,
     **FIT_PARAMETERS,
+    **PREDICT_PARAMETERS,
     **PLOT_PARAMETERS,
     "attributes": ATTRIBUTES,
     "features": FEATURES,

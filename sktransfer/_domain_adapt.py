@@ -297,7 +297,8 @@ class DomainAdaptRegressor(BaseTransferEstimator):
         self.da_weight_ = fit.plan.da_weight
         self.domain_stats_ = fit.scaling.domain_stats_
 
-    def predict(self, X, sample_domain=None):
+    @fill_doc
+    def predict(self, X, sample_domain=None, return_std=False):
         """Predict targets in their original units.
 
         Parameters
@@ -313,15 +314,15 @@ class DomainAdaptRegressor(BaseTransferEstimator):
             domains are predicted as in training; without it, the target's
             statistics apply to every row, and ``sample_domain`` changes
             nothing.
+        %(return_std)s
 
         Returns
         -------
-        y_pred : ndarray of shape (n_samples,) or (n_samples, n_outputs)
-            1-D when the estimator was fitted on a 1-D ``y``.
+        %(predict_returns)s
         """
         if sample_domain is not None and hasattr(self, "net_"):
             X = self._in_domain_inputs(X, sample_domain)
-        return super().predict(X)
+        return super().predict(X, return_std=return_std)
 
     def _in_domain_inputs(self, X, sample_domain):
         """``X`` with each row moved so that the network's (target)

@@ -12,6 +12,7 @@ import torch
 from skorch import NeuralNet
 from skorch.callbacks import EpochTimer, PassthroughScoring
 from skorch.utils import TeeGenerator
+from torch.nn import functional as F
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from sktransfer._augment import AugmentedBatches, BatchAugmenter
@@ -26,6 +27,7 @@ from sktransfer._closed_form import solve_linear_head
 from sktransfer._device import autocast
 from sktransfer.exceptions import TrainingDivergedError
 from sktransfer.finetuning import l2sp_penalty
+from sktransfer.heads import predicts_variance
 
 
 class TrainingInterrupted(Exception):
@@ -256,7 +258,8 @@ class TransferNet(NeuralNet):
                 module.eval()
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
-        """Weighted squared error, plus L2-SP and the adaptation loss in training.
+        """Weighted squared error (or Gaussian negative log-likelihood), plus
+        L2-SP and the adaptation loss in training.
 
         ``y_true`` is a :class:`~sktransfer._batches.Target`.
         """
@@ -267,8 +270,7 @@ class TransferNet(NeuralNet):
         if y_pred.dtype != torch.float32:  # mixed precision: losses in float32
             y_pred = y_pred.float()
             features = None if features is None else features.float()
-        err = (y_pred - y).pow(2)
-        err = err.mean(dim=1) if err.shape[1] > 1 else err.reshape(-1)
+        err = _row_loss(y_pred, y, predicts_variance(self.module_.head))
         if w is None:
             task = err.mean()
         else:
@@ -358,6 +360,21 @@ class TransferNet(NeuralNet):
         }
         self.notify("on_train_end", X=dataset, y=None)
         return self
+
+
+def _row_loss(y_pred, y, gaussian):
+    """The per-row task loss ``(n,)``, averaged over the outputs: the squared
+    error, or for a head that predicts ``(mean, variance)`` columns the
+    Gaussian negative log-likelihood without its constant,
+    ``(log var + (y - mean)^2 / var) / 2`` (Lakshminarayanan et al., 2017)."""
+    if gaussian:
+        k = y.shape[1]
+        err = F.gaussian_nll_loss(
+            y_pred[:, :k], y, y_pred[:, k:], full=False, reduction="none"
+        )
+    else:
+        err = (y_pred - y).pow(2)
+    return err.mean(dim=1) if err.shape[1] > 1 else err.reshape(-1)
 
 
 def _has_batch_norm(module):

@@ -6,7 +6,9 @@
 ``member_params``, by any parameter (``finetune``, ``method``, ``backbone``,
 ...), in parallel with joblib. ``predict(X)`` is the mean of the members;
 ``predict(X, return_std=True)`` adds their standard deviation, as
-:class:`sklearn.gaussian_process.GaussianProcessRegressor` returns it.
+:class:`sklearn.gaussian_process.GaussianProcessRegressor` returns it (for
+members with a Gaussian head, the standard deviation of the mixture of the
+Gaussians they predict).
 """
 
 import copy
@@ -85,13 +87,38 @@ def _warn_if_identical(fitted, X):
     warn(
         f"The {len(fitted)} members of this TransferEnsemble predict the same "
         f"(to {_IDENTICAL:g} relative) on the training rows, so predict(X, "
-        "return_std=True) gives a spread of about 0: their seeds change "
+        "return_std=True) gives a spread of about 0 (with Gaussian heads, "
+        "only the variance the members predict): their seeds change "
         "nothing in this training (a network taken whole from a fitted "
         "source, every row in one batch, no augmentation; or a closed-form "
         "solution). Make the members differ with member_params (finetune, "
         "lr, augment, or a different fitted source as backbone each), or a "
         "batch_size below the number of rows."
     )
+
+
+def _mixture(means, stds):
+    """Mean and standard deviation of an equally weighted mixture.
+
+    Each member ``i`` predicts a Gaussian ``N(mean_i, std_i^2)``; the mixture
+    has mean ``m = mean(mean_i)`` and variance ``mean(std_i^2 + mean_i^2) -
+    m^2`` (Lakshminarayanan et al., NeurIPS 2017), computed here as
+    ``mean(std_i^2) + mean((mean_i - m)^2)``, the same value without the
+    cancellation. With every ``std_i = 0`` it is the members' spread.
+
+    Parameters
+    ----------
+    means, stds : ndarray of shape (n_members, ...)
+        The members' predicted means and standard deviations.
+
+    Returns
+    -------
+    mean, std : ndarray of shape (...)
+        The mixture's mean and standard deviation.
+    """
+    mean = means.mean(axis=0)
+    variance = (stds**2).mean(axis=0) + ((means - mean) ** 2).mean(axis=0)
+    return mean, np.sqrt(variance)
 
 
 def _domain_params(member, sample_domain, method):
@@ -152,7 +179,12 @@ class TransferEnsemble(RegressorMixin, BaseEstimator):
     (the spread of the ensemble, ``ddof=0``), with the shapes of
     :meth:`sklearn.gaussian_process.GaussianProcessRegressor.predict`. The
     spread measures how much the members disagree; it is not a calibrated
-    prediction interval.
+    prediction interval. Members fitted with ``head="gaussian"`` each
+    predict a mean and a variance; ``return_std=True`` then gives the
+    standard deviation of the equally weighted mixture of their Gaussians,
+    ``sqrt(mean(var_i + mean_i^2) - mean^2)`` (deep ensembles,
+    Lakshminarayanan et al., NeurIPS 2017): the noise each member expects
+    plus their disagreement.
 
     Parameters
     ----------
@@ -384,7 +416,11 @@ class TransferEnsemble(RegressorMixin, BaseEstimator):
             Inputs.
         return_std : bool, default=False
             Also return the standard deviation of the members' predictions
-            (``ddof=0``; 0 for one member).
+            (``ddof=0``; 0 for one member). When members have a Gaussian head
+            (``head="gaussian"``), the standard deviation of the mixture of
+            their predicted Gaussians instead: the mean of the members'
+            variances plus the variance of their means (members without one
+            count with variance 0).
         sample_domain : array-like of int, shape (n_samples,), default=None
             The domain of each row, passed to every member (DomainAdaptRegressor
             members only; see its ``predict``). None: every row is a target
@@ -395,18 +431,40 @@ class TransferEnsemble(RegressorMixin, BaseEstimator):
         y_mean : ndarray of shape (n_samples,) or (n_samples, n_outputs)
             Mean of the members' predictions.
         y_std : ndarray of shape (n_samples,) or (n_samples, n_outputs)
-            Standard deviation of the members' predictions; only with
-            ``return_std=True``.
+            Standard deviation of the members' predictions (of the mixture,
+            with Gaussian heads); only with ``return_std=True``.
         """
         check_is_fitted(self)
         _check_feature_names(self, X, reset=False)
         # the members check the shape of X (the first one says what is wrong)
         params = _domain_params(self.estimators_[0], sample_domain, "predict")
-        predictions = self._member_predictions(X, params)
-        mean = predictions.mean(axis=0)
-        if not return_std:
-            return mean
-        return mean, predictions.std(axis=0)
+        gaussian = [member._predicts_variance() for member in self.estimators_]
+        if not (return_std and any(gaussian)):
+            predictions = self._member_predictions(X, params)
+            mean = predictions.mean(axis=0)
+            return (mean, predictions.std(axis=0)) if return_std else mean
+        means, stds = self._member_distributions(X, params, gaussian)
+        return _mixture(means, stds)
+
+    def _member_distributions(self, X, params, gaussian):
+        """``(means, stds)``, each ``(n_members, n_samples[, n_outputs])``:
+        the members' predicted means and standard deviations (0 for a member
+        without a Gaussian head)."""
+        means, stds = [], []
+        for i, member in enumerate(self.estimators_):
+            with warnings.catch_warnings():
+                if i:
+                    warnings.simplefilter("ignore")
+                else:
+                    warnings.filterwarnings("ignore", message=".*feature names")
+                if gaussian[i]:
+                    mean, std = member.predict(X, return_std=True, **params)
+                else:
+                    mean = member.predict(X, **params)
+                    std = np.zeros_like(mean)
+            means.append(mean)
+            stds.append(std)
+        return np.stack(means), np.stack(stds)
 
     # -------------------------------------------------------- tags, pickle
     def __sklearn_tags__(self):

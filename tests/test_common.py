@@ -24,6 +24,9 @@ PRETRAIN = dict(backbone_params={"hidden_sizes": (8,)}, max_epochs=2, random_sta
 def _estimators():
     return (
         [TransferRegressor(**CHECKS)]
+        # a Gaussian head (mean and variance, trained by the negative
+        # log-likelihood); predict returns the mean
+        + [TransferRegressor(head="gaussian", **CHECKS)]
         + [DomainAdaptRegressor(method=method, **CHECKS) for method in list_methods()]
         # the defaults: method="auto", and finetune="auto" (no pretrained backbone)
         + [DomainAdaptRegressor(**CHECKS), TransferRegressor(finetune="auto", **CHECKS)]
@@ -51,6 +54,17 @@ def _expected_failures(estimator):
                 "1e-6 relative, not the check's 1e-7; TransferRegressor(**CHECKS) "
                 "meets 1e-7 at random_state=0 but not at most other seeds (1e-5 "
                 "to 6e-4), and the members' seeds are drawn from random_state"
+            )
+        }
+    if getattr(estimator, "head", None) == "gaussian":
+        return {
+            "check_sample_weight_equivalence_on_dense_data": (
+                "float32 training: weighted and repeated rows agree to about "
+                "5e-7 relative, not the check's 1e-7 (the squared-error head "
+                "meets 1e-7 at random_state=0 but not at most other seeds, as "
+                "for TransferEnsemble); the weights act on the negative "
+                "log-likelihood exactly as on the squared error, which "
+                "test_gaussian_head checks"
             )
         }
     if getattr(estimator, "augment", None) is None:

@@ -5,7 +5,7 @@ import torch
 from conftest import linear_problem, network, state, states_equal
 
 from sktransfer import TransferRegressor
-from sktransfer.heads import MLPHead, make_head
+from sktransfer.heads import GaussianHead, MLPHead, make_head
 
 
 def test_mlp_head():
@@ -22,6 +22,8 @@ def test_make_head():
         assert type(head) is torch.nn.Linear
         assert (head.in_features, head.out_features) == (7, 3)
     assert isinstance(make_head("mlp", 7, 3), MLPHead)
+    gaussian = make_head("gaussian", 7, 3)
+    assert isinstance(gaussian, GaussianHead) and gaussian.linear.out_features == 6
     module = torch.nn.Linear(7, 3)
     copy = make_head(module, 7, 3)
     assert copy is not module and states_equal(copy, module)
