@@ -18,6 +18,7 @@ from sklearn.utils.validation import _num_samples
 
 from sktransfer._base import BaseTransferEstimator, TrainingPlan
 from sktransfer._docs import fill_doc
+from sktransfer._scaling import standardize_by_domain
 from sktransfer._warnings import warn
 from sktransfer.adaptation import get_method, reestimate_batch_norm
 from sktransfer.adaptation._auto import choose_method
@@ -345,13 +346,9 @@ class DomainAdaptRegressor(BaseTransferEstimator):
                 "Pass sample_domain=None to predict them as the target domain."
             )
         values = np.asarray(X, dtype=np.float64)
-        flat = values.reshape(n, -1).copy()
         mean_t, scale_t = self.input_mean_.ravel(), self.input_scale_.ravel()
-        for dom in np.unique(domain):
-            rows = domain == dom
-            mean, scale = (np.asarray(v, dtype=np.float64).ravel() for v in stats[dom])
-            flat[rows] = (flat[rows] - mean) / scale * scale_t + mean_t
-        moved = flat.reshape(values.shape)
+        flat = standardize_by_domain(values.reshape(n, -1), domain, stats)
+        moved = (flat * scale_t + mean_t).reshape(values.shape)
         if hasattr(X, "columns"):  # keep the feature names
             moved = type(X)(moved, columns=X.columns, index=X.index)
         return moved

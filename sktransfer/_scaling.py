@@ -272,3 +272,28 @@ def scale_inputs(X, mean, scale):
     if mean is None and X.dtype == np.float32:
         return X if X.flags.writeable else X.copy()  # torch needs a writable buffer
     return _to_float32(_scale(X, mean, scale), "X")
+
+
+def standardize_by_domain(flat, domains, stats):
+    """Each row of ``flat`` standardised with its own domain's statistics.
+
+    Parameters
+    ----------
+    flat : ndarray of shape (n_samples, n_values)
+    domains : array-like of int of shape (n_samples,)
+    stats : dict of int -> (mean, scale)
+        Per-domain input statistics (``domain_stats_``); every domain in
+        ``domains`` must have an entry.
+
+    Returns
+    -------
+    standardised : ndarray of shape (n_samples, n_values), float64
+        A new array; ``flat`` is not changed.
+    """
+    out = np.array(flat, dtype=np.float64, copy=True)
+    domains = np.asarray(domains)
+    for dom in np.unique(domains):
+        rows = domains == dom
+        mean, scale = (np.asarray(v, dtype=np.float64).ravel() for v in stats[dom])
+        out[rows] = (out[rows] - mean) / scale
+    return out

@@ -48,6 +48,7 @@ from sklearn.utils._metadata_requests import MetadataRequest, _MetadataRequester
 from sklearn.utils.validation import _num_samples
 
 from sktransfer._density_ratio import fit_density_ratio
+from sktransfer._scaling import standardize_by_domain
 from sktransfer.data import domain_masks
 
 __all__ = [
@@ -281,6 +282,16 @@ def _split_rows(owner, X, y, sample_domain):
     return src, tgt
 
 
+def _final_step(estimator):
+    """``(final estimator, the pipeline before it or None)``: the last step of
+    a pipeline, and the estimator inside the selector that skada's
+    ``make_da_pipeline`` wraps around each step (``base_estimator_``)."""
+    final, transform = estimator, None
+    if hasattr(estimator, "steps"):
+        final, transform = estimator.steps[-1][1], estimator[:-1]
+    return getattr(final, "base_estimator_", final), transform
+
+
 def _predict_source(estimator, X, domains):
     """Predictions for source rows as the model sees its source rows.
 
@@ -288,14 +299,9 @@ def _predict_source(estimator, X, domains):
     per-domain normalisation (``adabn``, ``domain_norm``) a source row must be
     standardised with its own domain's, or the score measures the source rows
     through the wrong statistics: ``DomainAdaptRegressor.predict`` takes
-    ``sample_domain`` for that. The final step of a pipeline is reached
-    through the steps before it, and through the selector that skada's
-    ``make_da_pipeline`` wraps around each step (``base_estimator_``).
+    ``sample_domain`` for that.
     """
-    final, transform = estimator, None
-    if hasattr(estimator, "steps"):
-        final, transform = estimator.steps[-1][1], estimator[:-1]
-    final = getattr(final, "base_estimator_", final)
+    final, transform = _final_step(estimator)
     if not getattr(final, "domain_stats_", None):
         return estimator.predict(X)
     if transform is not None:
@@ -308,21 +314,14 @@ def _model_view(estimator, X, domains):
     steps, then, under per-domain normalisation, each row standardised with
     its own domain's statistics (otherwise one affine scaling for all rows,
     which a standardising domain classifier does not notice)."""
-    final = estimator
-    if hasattr(estimator, "steps"):
-        final = estimator.steps[-1][1]
-        X = estimator[:-1].transform(X)
-    final = getattr(final, "base_estimator_", final)  # skada's selector
+    final, transform = _final_step(estimator)
+    if transform is not None:
+        X = transform.transform(X)
     values = np.asarray(X, dtype=np.float64)
     stats = getattr(final, "domain_stats_", None)
     if not stats:
         return values
-    flat = values.reshape(len(values), -1).copy()
-    for dom in np.unique(domains):
-        rows = np.asarray(domains) == dom
-        mean, scale = (np.asarray(v, dtype=np.float64).ravel() for v in stats[dom])
-        flat[rows] = (flat[rows] - mean) / scale
-    return flat
+    return standardize_by_domain(values.reshape(len(values), -1), domains, stats)
 
 
 def _mse(pred, y):

@@ -248,3 +248,17 @@ def test_global_scaling_per_domain(uda):
         np.testing.assert_allclose(mean, X[rows].mean(0), rtol=1e-4, atol=1e-5)
         expected = np.sqrt(np.mean(X[rows].std(0) ** 2))
         np.testing.assert_allclose(scale, expected, rtol=1e-4)
+
+
+def test_standardize_by_domain_uses_each_rows_own_statistics():
+    from sktransfer._scaling import standardize_by_domain
+
+    rng = np.random.RandomState(0)
+    flat = rng.normal(size=(6, 3))
+    domains = np.array([0, -1, 0, 1, -1, 1])
+    stats = {d: (rng.normal(size=3), rng.uniform(0.5, 2, size=3)) for d in (0, 1, -1)}
+    before = flat.copy()
+    out = standardize_by_domain(flat, domains, stats)
+    for i, d in enumerate(domains):
+        np.testing.assert_allclose(out[i], (flat[i] - stats[d][0]) / stats[d][1])
+    np.testing.assert_array_equal(flat, before)  # a new array
