@@ -13,7 +13,7 @@ from sklearn.metrics import r2_score
 
 from sktransfer import DomainAdaptRegressor, TransferRegressor
 from sktransfer._module import TransferModule
-from sktransfer._scaling import Scaling, feature_stats
+from sktransfer._scaling import Scaling, feature_stats, standardize_by_domain
 from sktransfer.data import domain_masks
 from sktransfer.datasets import make_domain_shift
 
@@ -251,8 +251,6 @@ def test_global_scaling_per_domain(uda):
 
 
 def test_standardize_by_domain_uses_each_rows_own_statistics():
-    from sktransfer._scaling import standardize_by_domain
-
     rng = np.random.RandomState(0)
     flat = rng.normal(size=(6, 3))
     domains = np.array([0, -1, 0, 1, -1, 1])
