@@ -343,6 +343,14 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
             # the fitted model predicts without it; its own pickle would
             # carry the whole chain of models before it
             state["backbone"] = SourceNotSaved(type(_unfrozen(backbone)).__name__)
+            # how the backbone was built (its registry name), so that the
+            # unpickled model can still be saved without pickle
+            from sktransfer.persistence import _backbone_spec
+
+            try:
+                state["_sktransfer_backbone_spec"] = _backbone_spec(self)
+            except (TypeError, ValueError):
+                pass  # a user module: sktransfer.persistence.save refuses it
         carried = []
         for registry, name in self._registry_names():
             entry = registry.entries.get(name)
