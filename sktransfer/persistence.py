@@ -61,7 +61,7 @@ from sktransfer.ensemble import TransferEnsemble
 from sktransfer.heads import GaussianHead, MLPHead
 from sktransfer.pretraining import SelfSupervisedPretrainer
 
-__all__ = ["FORMAT_VERSION", "load", "save"]
+__all__ = ["load", "save"]
 
 #: the name in the ``format`` entry of ``estimator.json``
 FORMAT = "sktransfer-estimator"
@@ -205,8 +205,10 @@ class _Writer:
 
     def value(self, value, where):
         """JSON data for ``value``; a TypeError naming ``where`` otherwise."""
-        if value is None or isinstance(value, bool | str):
+        if value is None or type(value) in (bool, str):
             return value
+        if isinstance(value, str):  # a str subclass (numpy's str_)
+            return str(value)
         if isinstance(value, np.generic):
             if value.dtype.kind not in _SCALAR_KINDS:
                 raise TypeError(f"{where}={value!r} cannot be saved without pickle.")
@@ -215,11 +217,11 @@ class _Writer:
                 "dtype": value.dtype.str,
                 "value": self.value(value.item(), where),
             }
-        if isinstance(value, int):
-            return value
+        if isinstance(value, int) and not isinstance(value, bool):
+            return int(value)
         if isinstance(value, float):
             if math.isfinite(value):
-                return value
+                return float(value)
             return {"$": "float", "value": repr(value)}
         if isinstance(value, np.ndarray):
             return self.array(value, where)
@@ -230,7 +232,7 @@ class _Writer:
             }
         if isinstance(value, list):
             return [self.value(v, f"{where}[{i}]") for i, v in enumerate(value)]
-        if isinstance(value, dict) and type(value) in (dict, History):
+        if type(value) is dict:
             items = []
             for k, v in value.items():
                 if not isinstance(k, str | int) or isinstance(k, bool):
@@ -268,7 +270,8 @@ class _Writer:
                 "pickle; set random_state to an int (or None) before fitting."
             )
         hint = (
-            "register a backbone factory and pass its name"
+            "register a factory that builds it with "
+            "sktransfer.backbones.register_backbone and pass its name"
             if isinstance(value, torch.nn.Module)
             else "use plain values (str, numbers, bools, None, lists, dicts)"
         )
@@ -306,20 +309,20 @@ class _Writer:
                 else p
                 for p in params["member_params"]
             ]
-        record = {
+        fitted = est.__sklearn_is_fitted__()
+        network = None
+        if fitted and isinstance(est, BaseTransferEstimator):
+            network = self._network(est, number)  # first: it says what to change
+        return {
             "$": "estimator",
             "id": number,
             "class": name,
             "params": self.params(params, f"{where}({name}).params"),
-            "fitted": None,
-            "network": None,
+            "fitted": self.params(self._fitted(est), f"{where}({name})")
+            if fitted
+            else None,
+            "network": network,
         }
-        fitted = est.__sklearn_is_fitted__()
-        if fitted:
-            record["fitted"] = self.params(self._fitted(est), f"{where}({name})")
-        if fitted and isinstance(est, BaseTransferEstimator):
-            record["network"] = self._network(est, number)
-        return record
 
     @staticmethod
     def _source(est, backbone):
@@ -686,25 +689,24 @@ def _attach_network(est, reader, spec):
             "registered under this name is not the one the model was built with."
         )
     head = _build_head(spec["head"], n_features)
+    if spec["head"]["n_outputs"] != getattr(est, "n_outputs_", None):
+        raise _tampered("the head's outputs are not the estimator's n_outputs_")
     network = TransferModule(module, head, n_features, reshape)
     prefix = spec["tensors"]
     if not isinstance(prefix, str) or not prefix.startswith("net/"):
         raise _tampered(f"the tensor prefix {prefix!r} is not a network's")
     expected = network.state_dict()
-    state = {}
-    for key in expected:
-        state[key] = reader.tensor(prefix + key)
-    extra = sorted(
-        k[len(prefix) :]
-        for k in reader.tensors
-        if k.startswith(prefix) and k[len(prefix) :] not in expected
-    )
-    if extra:
+    stored = {k[len(prefix) :] for k in reader.tensors if k.startswith(prefix)}
+    if stored != set(expected):
+        missing, extra = sorted(set(expected) - stored), sorted(stored - set(expected))
         raise ValueError(
-            f"The saved weights have entries {extra[:5]} that the {name!r} "
-            "backbone registered in this process does not: it is not the factory "
-            "the model was built with."
+            f"The saved weights do not fit the network that the {name!r} backbone "
+            f"registered in this process builds (missing from the file: "
+            f"{missing[:5]}, not in the network: {extra[:5]}): the factory "
+            "registered under this name is not the one the model was built with, "
+            "or the file was changed."
         )
+    state = {key: reader.tensor(prefix + key) for key in expected}
     try:
         # the normaliser's buffers have the size of what it was set to
         mean, scale = state["normalizer.mean"], state["normalizer.scale"]
