@@ -47,6 +47,7 @@ from sktransfer import augmentation as _augmentation
 from sktransfer._base import (
     BaseTransferEstimator,
     SourceNotSaved,
+    _backbone_spec,
     _is_fitted_source,
     _unfrozen,
 )
@@ -59,7 +60,6 @@ from sktransfer._warnings import warn
 from sktransfer.backbones._registry import _REGISTRY
 from sktransfer.ensemble import TransferEnsemble
 from sktransfer.heads import GaussianHead, MLPHead
-from sktransfer.pretraining import SelfSupervisedPretrainer
 
 __all__ = ["load", "save"]
 
@@ -120,45 +120,6 @@ def _tampered(what):
 
 
 # --------------------------------------------------------------------- save
-def _backbone_spec(est):
-    """``{"name", "params"}``: the registry entry that builds ``est``'s
-    backbone, followed through the fitted sources it was transferred from."""
-    seen = set()
-    while id(est) not in seen:
-        seen.add(id(est))
-        backbone = _unfrozen(est.backbone)
-        if isinstance(backbone, str):
-            return {"name": backbone, "params": est.backbone_params}
-        if isinstance(backbone, SelfSupervisedPretrainer) and isinstance(
-            backbone.backbone, str
-        ):
-            return {"name": backbone.backbone, "params": backbone.backbone_params}
-        if isinstance(backbone, BaseTransferEstimator) and _is_fitted_source(backbone):
-            est = backbone
-            continue
-        # a loaded or unpickled model whose source was left out says how
-        spec = est.__dict__.get("_sktransfer_backbone_spec")
-        if spec is not None and isinstance(backbone, SourceNotSaved):
-            return spec
-        break
-    if isinstance(backbone, SourceNotSaved):
-        raise ValueError(
-            f"This {type(est).__name__} was fine-tuned from a fitted "
-            f"{backbone.estimator} that its pickle left out (keep_source=False), "
-            "and with it how the backbone was built. Pass the source back with "
-            "set_params(backbone=source) and save again, or save the model "
-            "before pickling it."
-        )
-    raise TypeError(
-        f"The backbone of this {type(est).__name__} is a "
-        f"{type(backbone).__name__} module, not a registry name; saving without "
-        "pickle rebuilds the network by name. Register a factory that builds it "
-        "with sktransfer.backbones.register_backbone('my_backbone', factory), "
-        "fit with backbone='my_backbone' (weights= loads pretrained weights), "
-        "and register it again before sktransfer.persistence.load."
-    )
-
-
 def _head_spec(head, owner):
     """``{"kind", ...}`` for the heads save can rebuild."""
     if type(head) is torch.nn.Linear and head.bias is not None:
@@ -242,6 +203,10 @@ class _Writer:
                     )
                 items.append([k, self.value(v, f"{where}[{k!r}]")])
             return {"$": "dict", "items": items}
+        return self._object(value, where)
+
+    def _object(self, value, where):
+        """JSON data for an object of an allow-listed class."""
         if isinstance(value, torch.device):
             return {"$": "device", "value": str(value)}
         if isinstance(value, type):
@@ -650,19 +615,48 @@ class _Reader:
         return est
 
 
+_NETWORK_KEYS = {
+    "backbone",
+    "input_shape",
+    "reshape_to",
+    "n_features",
+    "head",
+    "frozen",
+    "tensors",
+    "history",
+}
+
+
 def _attach_network(est, reader, spec):
     """Build ``est.net_`` from its spec and load its weights."""
-    if not isinstance(spec, dict) or set(spec) != {
-        "backbone",
-        "input_shape",
-        "reshape_to",
-        "n_features",
-        "head",
-        "frozen",
-        "tensors",
-        "history",
-    }:
+    if not isinstance(spec, dict) or set(spec) != _NETWORK_KEYS:
         raise _tampered("a network spec does not have the expected entries")
+    name, params, network = _build_network(est, reader, spec)
+    prefix = spec["tensors"]
+    if not isinstance(prefix, str) or not prefix.startswith("net/"):
+        raise _tampered(f"the tensor prefix {prefix!r} is not a network's")
+    _load_network_weights(network, reader, prefix, name)
+    parameters = dict(network.named_parameters())
+    for pname in _listed(spec["frozen"]):
+        if pname not in parameters:
+            raise _tampered(f"the frozen parameter {pname!r} does not exist")
+        parameters[pname].requires_grad_(False)
+    network.eval()
+    history = reader.value(spec["history"])
+    if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
+        raise _tampered("a network's history is not a list of epochs")
+    est.net_ = _net(est, network, History(history))
+    est.history_ = est.net_.history
+    if not isinstance(est.backbone, str):
+        # the parameter no longer says how the network was built (a
+        # placeholder or a saved source): the loaded model keeps it, so that
+        # it saves again
+        est._sktransfer_backbone_spec = {"name": name, "params": params}
+
+
+def _build_network(est, reader, spec):
+    """``(backbone name, backbone_params, TransferModule)`` of a network
+    spec, the backbone built by its registry name."""
     backbone = spec["backbone"]
     if not isinstance(backbone, dict) or set(backbone) != {"name", "params"}:
         raise _tampered("a backbone spec does not have the expected entries")
@@ -678,7 +672,8 @@ def _attach_network(est, reader, spec):
         )
     input_shape = tuple(_int(s, "input_shape") for s in _listed(spec["input_shape"]))
     reshape = spec["reshape_to"]
-    reshape = None if reshape is None else tuple(_int(s, "reshape_to") for s in reshape)
+    if reshape is not None:
+        reshape = tuple(_int(s, "reshape_to") for s in _listed(reshape))
     n_features = _int(spec["n_features"], "n_features")
     module = call_factory(name, input_shape, dict(params or {}))
     width = dry_run(module, input_shape, "backbone")[1:].numel()
@@ -691,10 +686,11 @@ def _attach_network(est, reader, spec):
     head = _build_head(spec["head"], n_features)
     if spec["head"]["n_outputs"] != getattr(est, "n_outputs_", None):
         raise _tampered("the head's outputs are not the estimator's n_outputs_")
-    network = TransferModule(module, head, n_features, reshape)
-    prefix = spec["tensors"]
-    if not isinstance(prefix, str) or not prefix.startswith("net/"):
-        raise _tampered(f"the tensor prefix {prefix!r} is not a network's")
+    return name, params, TransferModule(module, head, n_features, reshape)
+
+
+def _load_network_weights(network, reader, prefix, name):
+    """Load the tensors under ``prefix`` into ``network``, strictly."""
     expected = network.state_dict()
     stored = {k[len(prefix) :] for k in reader.tensors if k.startswith(prefix)}
     if stored != set(expected):
@@ -707,25 +703,23 @@ def _attach_network(est, reader, spec):
             "or the file was changed."
         )
     state = {key: reader.tensor(prefix + key) for key in expected}
+    # the normaliser's buffers have the size of what it was set to
+    mean, scale = state["normalizer.mean"], state["normalizer.scale"]
+    if mean.shape != scale.shape or not mean.is_floating_point():
+        raise _tampered("the input normaliser's mean and scale do not match")
+    network.normalizer.set(mean, scale)
     try:
-        # the normaliser's buffers have the size of what it was set to
-        mean, scale = state["normalizer.mean"], state["normalizer.scale"]
-        if mean.shape != scale.shape or not mean.is_floating_point():
-            raise _tampered("the input normaliser's mean and scale do not match")
-        network.normalizer.set(mean, scale)
         network.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise ValueError(
             f"The saved weights do not fit the network the {name!r} backbone "
             f"builds in this process: {str(exc).splitlines()[-1].strip()}"
         ) from exc
-    parameters = dict(network.named_parameters())
-    frozen = _listed(spec["frozen"])
-    for pname in frozen:
-        if pname not in parameters:
-            raise _tampered(f"the frozen parameter {pname!r} does not exist")
-        parameters[pname].requires_grad_(False)
-    network.eval()
+
+
+def _net(est, network, history):
+    """The skorch net of a loaded estimator, on its device (the CPU, with a
+    warning, where that device is missing)."""
     device = str(est.device_) if hasattr(est, "device_") else "cpu"
     if not _device_available(device):
         warn(
@@ -751,23 +745,8 @@ def _attach_network(est, reader, spec):
     )
     net.initialize()
     net.module_.eval()
-    history = reader.value(spec["history"])
-    if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
-        raise _tampered("a network's history is not a list of epochs")
-    net.history = History(history)
-    est.net_ = net
-    est.history_ = net.history
-    spec_of = _backbone_spec_from(est, name, params)
-    if spec_of is not None:
-        est._sktransfer_backbone_spec = spec_of
-
-
-def _backbone_spec_from(est, name, params):
-    """The spec a loaded model keeps where its ``backbone`` no longer says
-    how its network was built (a placeholder or a nested source)."""
-    if isinstance(est.backbone, str):
-        return None
-    return {"name": name, "params": params}
+    net.history = history
+    return net
 
 
 def _build_head(spec, n_features):
