@@ -864,7 +864,7 @@ def load(path):
         ) from exc
     try:
         document = json.loads(text, parse_constant=_no_constant)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise _tampered(f"{JSON_FILE} is not valid JSON ({exc})") from exc
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise _tampered(f"its 'format' entry is not {FORMAT!r}")
@@ -888,7 +888,10 @@ def load(path):
     record = document["estimator"]
     if not isinstance(record, dict) or record.get("$") != "estimator":
         raise _tampered("its 'estimator' entry is not an estimator")
-    est = reader.value(record)
+    try:
+        est = reader.value(record)
+    except RecursionError as exc:
+        raise _tampered("its entries are nested too deeply") from exc
     unused = sorted(set(tensors) - reader.used)
     if unused:
         raise _tampered(f"the tensors {unused[:5]} belong to nothing")

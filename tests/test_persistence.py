@@ -424,6 +424,10 @@ def test_a_model_transferred_from_a_pretrainer_round_trips(data, tmp_path):
     loaded = _round_trip(est, tmp_path)
     assert isinstance(loaded.backbone, SourceNotSaved)
     _same_fit(est, loaded, Xt)
+    # a pre-trainer cannot travel along (it has its own save)
+    kept = TransferRegressor(pre, keep_source=True, **FAST).fit(Xt, yt)
+    with pytest.raises(TypeError, match="set keep_source=False"):
+        save(kept, tmp_path / "kept.skt")
 
 
 def test_an_augmentation_outside_the_allow_list_is_refused(fitted, tmp_path):
@@ -451,3 +455,17 @@ def test_the_user_guide_section_runs(tmp_path, monkeypatch):
     exec(compile(block, "docs/user_guide.md", "exec"), namespace)
     assert (tmp_path / "target.skt").exists()
     assert namespace["next_model"].n_iter_ == 5
+
+
+def test_a_model_from_a_missing_device_predicts_on_the_cpu(
+    saved, data, fitted, tmp_path
+):
+    bad = _rewrite(
+        saved,
+        tmp_path / "gpu.skt",
+        _set("estimator", "fitted", "device_", value="cuda:7"),
+    )
+    with pytest.warns(UserWarning, match="'cuda:7'"):
+        loaded = load(bad)
+    assert loaded.device_ == "cpu"
+    np.testing.assert_array_equal(loaded.predict(data[2]), fitted.predict(data[2]))
