@@ -185,6 +185,8 @@ def test_a_transferred_model_saves_again_after_load_and_pickle(data, fitted, tmp
     )
     with pytest.raises(ValueError, match="set_params\\(backbone=source\\)"):
         loaded.fit(Xt, yt)  # as after a pickle: the source was left out
+    refit = loaded.set_params(backbone=fitted).fit(Xt, yt)
+    np.testing.assert_array_equal(refit.predict(Xt), est.predict(Xt))
 
 
 def test_keep_source_saves_the_source_along(data, fitted, tmp_path):
