@@ -471,3 +471,20 @@ def test_a_model_from_a_missing_device_predicts_on_the_cpu(
         loaded = load(bad)
     assert loaded.device_ == "cpu"
     np.testing.assert_array_equal(loaded.predict(data[2]), fitted.predict(data[2]))
+
+
+def test_a_source_shared_by_members_is_saved_once(data, fitted, tmp_path):
+    _, _, Xt, yt = data
+    est = TransferEnsemble(
+        TransferRegressor(fitted, keep_source=True, **FAST), n_members=2, random_state=0
+    ).fit(Xt, yt)
+    path = save(est, tmp_path / "model.skt")
+    with zipfile.ZipFile(path) as archive:
+        text = archive.read("estimator.json").decode()
+    assert text.count('"$": "ref"') == 2  # the 2 members refer to the template's
+    loaded = load(path)
+    source = loaded.estimator.backbone
+    assert type(source) is TransferRegressor
+    assert all(member.backbone is source for member in loaded.estimators_)
+    np.testing.assert_array_equal(source.predict(Xt), fitted.predict(Xt))
+    np.testing.assert_array_equal(loaded.predict(Xt), est.predict(Xt))
