@@ -448,7 +448,9 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
             if ctx is not None and ctx.rank:
                 # the same initial weights (broadcast from rank 0), but each
                 # process its own dropout masks
-                torch.manual_seed(seeds.init + 7919 * ctx.rank)
+                torch.default_generator.manual_seed(seeds.init + 7919 * ctx.rank)
+                if torch.device(device).type == "cuda":
+                    torch.cuda.manual_seed(seeds.init + 7919 * ctx.rank)
             penalty = self._train(net, dataset, plan, origin, solver)
             if plan.after_training is not None:
                 plan.after_training(network, dataset)

@@ -11,10 +11,12 @@ processes; the batch order is shuffled, from the one seed every process
 shares.
 """
 
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from sktransfer import DomainAdaptRegressor, TransferRegressor
 
@@ -29,6 +31,23 @@ NET = dict(
 MAX_EPOCHS_EARLY = 30
 
 
+class RowCounter(torch.nn.Module):
+    """A linear backbone, initialised from ``seed``, that counts the rows it
+    trains on."""
+
+    def __init__(self, seed=0, n_in=4, n_out=8):
+        super().__init__()
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            self.linear = torch.nn.Linear(n_in, n_out)
+        self.rows = 0
+
+    def forward(self, x):
+        if self.training and torch.is_grad_enabled():
+            self.rows += x.shape[0]
+        return torch.relu(self.linear(x))
+
+
 def data():
     """Source rows (labelled), target rows (unlabelled) and test rows."""
     rng = np.random.default_rng(0)
@@ -41,8 +60,9 @@ def data():
     return Xs, ys, Xt, Xtest, weight
 
 
-def cases():
-    """Name -> ``(estimator, fit arguments)``."""
+def cases(rank=0):
+    """Name -> ``(estimator, fit arguments)``; ``rank`` seeds the user's
+    backbone module (rank 0's weights must win)."""
     Xs, ys, Xt, _, weight = data()
     X_da = np.vstack([Xs, Xt])
     y_da = np.concatenate([ys, np.full(len(Xt), np.nan)])
@@ -51,6 +71,14 @@ def cases():
         # full-batch: one step per epoch over all 64 rows
         "full_batch": (
             TransferRegressor(**{**NET, "batch_size": 64}),
+            dict(X=Xs, y=ys),
+        ),
+        # each process trains on its half of every batch (64 rows x 4 epochs
+        # in one process, 128 rows in each of two), from rank 0's weights
+        "counted": (
+            TransferRegressor(
+                RowCounter(seed=rank), **{**NET, "backbone_params": None}
+            ),
             dict(X=Xs, y=ys),
         ),
         # shuffled mini-batches, row weights, two outputs
@@ -67,6 +95,16 @@ def cases():
                 n_iter_no_change=2,
             ),
             dict(X=Xs, y=ys),
+        ),
+        # fine-tuning that freezes the backbone, then unfreezes it (the set of
+        # trained parameters changes during training)
+        "lp_ft": (
+            TransferRegressor(
+                TransferRegressor(**NET).fit(Xs, ys),
+                **{**NET, "backbone_params": None},
+                finetune="lp_ft",
+            ),
+            dict(X=Xt, y=Xt @ np.array([1.2, -2.0, 0.5, 0.3]) + 0.5),
         ),
         # a linear model: the closed form, no gradient loop
         "closed_form": (
@@ -95,10 +133,14 @@ def fit_all(distributed):
     """Predictions and histories of every case, as arrays by key."""
     _, _, _, Xtest, _ = data()
     out = {}
-    for name, (est, fit_params) in cases().items():
+    # torchrun's environment: the first fit initialises the process group
+    rank = 0 if distributed is None else int(os.environ["RANK"])
+    for name, (est, fit_params) in cases(rank).items():
         est.set_params(distributed=distributed).fit(**fit_params)
         out[f"{name}/pred"] = est.predict(Xtest)
         out[f"{name}/n_iter"] = np.array(est.n_iter_)
+        if isinstance(est.net_.module_.backbone, RowCounter):
+            out[f"{name}/rows_trained"] = np.array(est.net_.module_.backbone.rows)
         for key in ("train_loss", "valid_loss", "train_da_loss"):
             if est.history_ and key in est.history_[-1]:
                 out[f"{name}/{key}"] = np.array(est.history_[:, key])
@@ -125,7 +167,6 @@ def failures():
 
 
 def main(out_dir):
-    import torch
     import torch.distributed as dist
 
     torch.set_num_threads(1)

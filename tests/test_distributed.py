@@ -22,7 +22,16 @@ from sktransfer import DomainAdaptRegressor, TransferRegressor
 
 HERE = Path(__file__).parent
 #: the cases whose two-process fit must equal the one-process fit
-EXACT = ["full_batch", "weighted", "early_stopping", "closed_form", "dann", "coral_off"]
+EXACT = [
+    "full_batch",
+    "counted",
+    "weighted",
+    "early_stopping",
+    "lp_ft",
+    "closed_form",
+    "dann",
+    "coral_off",
+]
 
 
 def _free_port():
@@ -70,12 +79,22 @@ def test_ddp_equals_one_process(runs, case):
     match one process's training (to float32 rounding)."""
     rank0, _, single = runs
     keys = [k for k in single if k.startswith(f"{case}/")]
+    if case == "counted":  # test_each_process_trains_on_its_shard
+        keys.remove("counted/rows_trained")
     if case == "coral_off":
         # CORAL at weight 0 trains nothing, but is still recorded: per shard
         keys.remove("coral_off/train_da_loss")
     assert f"{case}/pred" in keys
     for key in keys:
         np.testing.assert_allclose(rank0[key], single[key], rtol=1e-5, atol=1e-5)
+
+
+def test_each_process_trains_on_its_shard(runs):
+    """Each of two processes runs the forward pass on half the rows."""
+    rank0, rank1, single = runs
+    assert int(single["counted/rows_trained"]) == 64 * 4
+    assert int(rank0["counted/rows_trained"]) == 32 * 4
+    assert int(rank1["counted/rows_trained"]) == 32 * 4
 
 
 def test_early_stopping_stops_alike_on_every_process(runs):
