@@ -139,6 +139,7 @@ class TransferRegressor(BaseTransferEstimator):
         clip_inputs=False,
         keep_source=False,
         augment=None,
+        distributed=None,
     ):
         # the shared parameters, stored by the base (one list of names: its
         # signature)
