@@ -407,9 +407,35 @@ def _export_network(est, opset):
     return onx
 
 
+class _Builder:
+    """Adds uniquely named nodes and constants to a skl2onnx container."""
+
+    def __init__(self, scope, container):
+        self.scope = scope
+        self.container = container
+
+    def name(self, hint):
+        return self.scope.get_unique_variable_name(hint)
+
+    def constant(self, hint, values, dtype):
+        from onnx import numpy_helper
+
+        tensor = numpy_helper.from_array(
+            np.asarray(values, dtype=dtype), self.name(hint)
+        )
+        self.container.initializers.append(tensor)
+        return tensor.name
+
+    def node(self, op_type, inputs, output=None, **attrs):
+        output = self.name(op_type.lower()) if output is None else output
+        unique = self.scope.get_unique_operator_name(op_type)
+        self.container.add_node(op_type, inputs, [output], name=unique, **attrs)
+        return output
+
+
 def _converter(scope, operator, container):
     """Standardise, clip, run the embedded network, de-standardise."""
-    from onnx import TensorProto, numpy_helper
+    from onnx import TensorProto
     from skl2onnx.common.data_types import DoubleTensorType
 
     est = operator.raw_operator
@@ -427,102 +453,56 @@ def _converter(scope, operator, container):
         )
     network = _export_network(est, opset or DEFAULT_OPSET)
     double_out = isinstance(operator.inputs[0].type, DoubleTensorType)
-
-    def name(hint):
-        return scope.get_unique_variable_name(hint)
-
-    def constant(hint, values, dtype):
-        tensor = numpy_helper.from_array(np.asarray(values, dtype=dtype), name(hint))
-        container.add_initializer(tensor.name, None, list(tensor.dims), tensor)
-        return tensor.name
-
-    def node(op_type, inputs, **attrs):
-        out = name(op_type.lower())
-        container.add_node(
-            op_type,
-            inputs,
-            [out],
-            name=scope.get_unique_operator_name(op_type),
-            **attrs,
-        )
-        return out
-
+    g = _Builder(scope, container)
     x = operator.inputs[0].full_name
     # 1. predict's input scaling: float64, then float32
     if not double_out:
-        x = node("Cast", [x], to=TensorProto.DOUBLE)
+        x = g.node("Cast", [x], to=TensorProto.DOUBLE)
     if mean is not None:
-        x = node("Sub", [x, constant("input_mean", mean, np.float64)])
-        x = node("Div", [x, constant("input_scale", scale, np.float64)])
-    x = node("Cast", [x], to=TensorProto.FLOAT)
+        x = g.node("Sub", [x, g.constant("input_mean", mean, np.float64)])
+        x = g.node("Div", [x, g.constant("input_scale", scale, np.float64)])
+    x = g.node("Cast", [x], to=TensorProto.FLOAT)
     # 2. clip_inputs: np.clip(x, low, high) = min(max(x, low), high)
     if est.clip_inputs_:
         low, high = est.input_range_
-        x = node("Max", [x, constant("input_low", low, np.float32)])
-        x = node("Min", [x, constant("input_high", high, np.float32)])
+        x = g.node("Max", [x, g.constant("input_low", low, np.float32)])
+        x = g.node("Min", [x, g.constant("input_high", high, np.float32)])
     # 3. the network, exported by torch.onnx.export
-    scaled = name("scaled_outputs")
-    _embed(scope, container, network, x, scaled)
+    scaled = g.name("scaled_outputs")
+    _embed(g, network, x, scaled)
     # 4. back to the user's units, in float64, shaped as predict's
-    y = node("Cast", [scaled], to=TensorProto.DOUBLE)
-    y = node("Mul", [y, constant("y_scale", est.y_scale_, np.float64)])
-    y = node("Add", [y, constant("y_mean", est.y_mean_, np.float64)])
+    y = g.node("Cast", [scaled], to=TensorProto.DOUBLE)
+    y = g.node("Mul", [y, g.constant("y_scale", est.y_scale_, np.float64)])
+    y = g.node("Add", [y, g.constant("y_mean", est.y_mean_, np.float64)])
     if est._y_1d:
-        y = node("Reshape", [y, constant("flat", [-1], np.int64)])
-    container.add_node(
-        "Cast",
-        [y],
-        [operator.outputs[0].full_name],
-        name=scope.get_unique_operator_name("Cast"),
-        to=TensorProto.DOUBLE if double_out else TensorProto.FLOAT,
-    )
+        y = g.node("Reshape", [y, g.constant("flat", [-1], np.int64)])
+    out_type = TensorProto.DOUBLE if double_out else TensorProto.FLOAT
+    g.node("Cast", [y], operator.outputs[0].full_name, to=out_type)
 
 
 #: ONNX recurrent nodes, whose optional input 4 is ``sequence_lens``
 _RECURRENT = ("GRU", "LSTM", "RNN")
 
 
-def _full_lengths(scope, container, node):
+def _full_lengths(g, node):
     """``sequence_lens`` of a recurrent node, every sequence at full length.
 
     torch exports ``nn.GRU`` with ``sequence_lens`` omitted (an empty input
     name) before ``initial_h``; skl2onnx cannot order a node with an empty
     input, so the omitted input is given its meaning explicitly.
     """
-    from onnx import TensorProto, numpy_helper
+    from onnx import TensorProto
 
     layout = next((a.i for a in node.attribute if a.name == "layout"), 0)
     seq_axis, batch_axis = (1, 0) if layout else (0, 1)
-
-    def name(hint):
-        return scope.get_unique_variable_name(hint)
-
-    def add(op_type, inputs, **attrs):
-        out = name(op_type.lower())
-        container.add_node(
-            op_type,
-            inputs,
-            [out],
-            name=scope.get_unique_operator_name(op_type),
-            **attrs,
-        )
-        return out
-
-    def axis(value):
-        tensor = numpy_helper.from_array(
-            np.array([value], dtype=np.int64), name("axis")
-        )
-        container.initializers.append(tensor)
-        return tensor.name
-
-    shape = add("Shape", [node.input[0]])
-    length = add("Gather", [shape, axis(seq_axis)])
-    batch = add("Gather", [shape, axis(batch_axis)])
-    lengths = add("Expand", [length, batch])
-    return add("Cast", [lengths], to=TensorProto.INT32)
+    shape = g.node("Shape", [node.input[0]])
+    length = g.node("Gather", [shape, g.constant("axis", [seq_axis], np.int64)])
+    batch = g.node("Gather", [shape, g.constant("axis", [batch_axis], np.int64)])
+    lengths = g.node("Expand", [length, batch])
+    return g.node("Cast", [lengths], to=TensorProto.INT32)
 
 
-def _embed(scope, container, onx, input_name, output_name):
+def _embed(g, onx, input_name, output_name):
     """Add the nodes and weights of the one-input, one-output model ``onx``,
     renamed to unique names, between ``input_name`` and ``output_name``.
 
@@ -533,37 +513,28 @@ def _embed(scope, container, onx, input_name, output_name):
     from onnx import NodeProto, TensorProto
 
     graph = onx.graph
-    mapping = {"": ""}
+    mapping = {"": ""}  # an omitted optional input or output stays omitted
     for value in [*graph.input, *graph.output, *graph.initializer]:
-        mapping[value.name] = scope.get_unique_variable_name(value.name)
+        mapping[value.name] = g.name(value.name)
     for node in graph.node:
         for out in node.output:
             if out not in mapping:
-                mapping[out] = scope.get_unique_variable_name(out or "unused")
-    ends = (
-        (input_name, mapping[graph.input[0].name]),
-        (mapping[graph.output[0].name], output_name),
-    )
-    for source, target in ends:
-        container.add_node(
-            "Identity",
-            [source],
-            [target],
-            name=scope.get_unique_operator_name("Identity"),
-        )
+                mapping[out] = g.name(out)
+    g.node("Identity", [input_name], mapping[graph.input[0].name])
+    g.node("Identity", [mapping[graph.output[0].name]], output_name)
     for node in graph.node:
         copied = NodeProto()
         copied.CopyFrom(node)
-        copied.name = scope.get_unique_operator_name(node.op_type)
+        copied.name = g.scope.get_unique_operator_name(node.op_type)
         copied.input[:] = [mapping[name] for name in node.input]
         if node.op_type in _RECURRENT and len(node.input) > 5 and not node.input[4]:
-            copied.input[4] = _full_lengths(scope, container, copied)
+            copied.input[4] = _full_lengths(g, copied)
         copied.output[:] = [mapping[name] for name in node.output]
-        container.nodes.append(copied)
+        g.container.nodes.append(copied)
     for tensor in graph.initializer:
         copied = TensorProto()
         copied.CopyFrom(tensor)
         copied.name = mapping[tensor.name]
-        container.initializers.append(copied)
+        g.container.initializers.append(copied)
     for opset in onx.opset_import:
-        container.node_domain_version_pair_sets.add((opset.domain, opset.version))
+        g.container.node_domain_version_pair_sets.add((opset.domain, opset.version))

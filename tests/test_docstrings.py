@@ -22,6 +22,7 @@ PUBLIC_MODULES = [
     "sktransfer.heads",
     "sktransfer.losses",
     "sktransfer.model_selection",
+    "sktransfer.onnx",
     "sktransfer.plotting",
     "sktransfer.pretraining",
 ]

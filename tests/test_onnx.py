@@ -2,7 +2,9 @@
 through skl2onnx converters that embed the ``torch.onnx.export`` graph, give
 onnxruntime predictions equal to ``predict``."""
 
+import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -197,3 +199,14 @@ def test_bad_arguments_name_the_problem(tiny):
         sk_onnx.to_onnx(est, X, sample_domain=-1)
     with pytest.raises(ValueError, match="target_opset must be an int >= 18"):
         sk_onnx.to_onnx(est, X, target_opset=13)
+
+
+def test_the_user_guide_deployment_section_runs(tmp_path, monkeypatch):
+    page = (Path(__file__).resolve().parents[1] / "docs" / "user_guide.md").read_text()
+    section = page.split("## 9. Deploying to a plant server", 1)[1]
+    block = re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(block, "docs/user_guide.md", "exec"), namespace)  # asserts itself
+    assert namespace["y_onnx"].shape == (100,)
+    assert (tmp_path / "soft_sensor.onnx").stat().st_size > 1000

@@ -35,6 +35,7 @@ MODULES = [
     "sktransfer.datasets",
     "sktransfer.plotting",
     "sktransfer.conformal",
+    "sktransfer.onnx",
     "sktransfer.exceptions",
 ]
 
