@@ -59,7 +59,7 @@ from sktransfer.heads import predicts_variance
 __all__ = ["register_converters", "to_onnx"]
 
 #: the default ONNX opset: the one ``torch.onnx.export`` writes natively
-DEFAULT_OPSET = 20
+_DEFAULT_OPSET = 20
 #: the oldest opset the ``torch.export``-based exporter writes
 _MIN_OPSET = 18
 _ALIASES = {
@@ -253,7 +253,7 @@ def _check_sample(X):
 
 def _check_opset(target_opset):
     if target_opset is None:
-        return DEFAULT_OPSET
+        return _DEFAULT_OPSET
     if (
         not isinstance(target_opset, Integral)
         or isinstance(target_opset, bool)
@@ -262,7 +262,7 @@ def _check_opset(target_opset):
         raise ValueError(
             f"target_opset must be an int >= {_MIN_OPSET} (torch.onnx.export "
             f"writes opset {_MIN_OPSET} or later); got {target_opset!r}. Use "
-            f"target_opset=None for {DEFAULT_OPSET}."
+            f"target_opset=None for {_DEFAULT_OPSET}."
         )
     return int(target_opset)
 
@@ -451,7 +451,7 @@ def _converter(scope, operator, container):
             f"{_MIN_OPSET} (torch.onnx.export writes opset {_MIN_OPSET} or later); "
             f"got {opset}."
         )
-    network = _export_network(est, opset or DEFAULT_OPSET)
+    network = _export_network(est, opset or _DEFAULT_OPSET)
     double_out = isinstance(operator.inputs[0].type, DoubleTensorType)
     g = _Builder(scope, container)
     x = operator.inputs[0].full_name
