@@ -145,7 +145,8 @@ def to_onnx(model, X, *, sample_domain=None, target_opset=None):
     ------
     TypeError
         If ``model`` is neither a transfer estimator nor a pipeline ending in
-        one, or ``X`` is not float32 or float64.
+        one, ``X`` is not float32 or float64, or ``sample_domain`` is not an
+        int.
     ValueError
         If the model cannot be represented: fitted with ``precision`` other
         than ``"fp32"`` (``predict`` runs the network in reduced precision,
