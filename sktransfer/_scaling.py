@@ -16,6 +16,14 @@ batch-norm re-estimation -- run before :meth:`Scaling.configure`.
 
 import numpy as np
 
+from sktransfer._outofcore import (
+    Moments,
+    check_chunk,
+    chunk_rows,
+    effective_weights,
+    read_rows,
+)
+
 #: input scaling modes (``standardize_X`` after ``"auto"`` is resolved)
 INPUT_MODES = ("per_feature", "global", "off", "inherit")
 #: a feature whose standard deviation is at most this fraction of its mean's
@@ -80,6 +88,13 @@ def feature_stats(X, weight=None, chunk=_CHUNK, constant_scale=1.0):
         block = X[start : start + chunk].astype(np.float64) / top - mean
         acc += np.tensordot(w[start : start + chunk], block * block, axes=1)
     std = np.sqrt(acc / total)
+    return finish_stats(mean, std, top, constant_scale)
+
+
+def finish_stats(mean, std, top, constant_scale=1.0):
+    """The statistics :func:`feature_stats` returns, from the mean and
+    standard deviation in units of ``top`` (each feature's largest absolute
+    value): constant features found, values rounded (:func:`_settle`)."""
     constant = ~(std > CONSTANT_RTOL * np.abs(mean))
     mean, std = _settle(mean * top, std * top)
     constant |= ~(std > 0)  # a spread below the float64 range is no spread
@@ -93,10 +108,19 @@ def feature_stats(X, weight=None, chunk=_CHUNK, constant_scale=1.0):
 
 def _input_stats(X, weight, mode):
     """Centre and scale per feature, or one scale for all (``"global"``,
-    which keeps the relative sizes of the features -- a spectrum's shape)."""
+    which keeps the relative sizes of the features -- a spectrum's shape).
+    ``X`` may be a :class:`~sktransfer._outofcore.Moments` accumulated
+    over the rows (``weight`` is then unused)."""
+    if isinstance(X, Moments):
+        stats = X.finish
+    else:
+
+        def stats(constant_scale=1.0):
+            return feature_stats(X, weight, constant_scale=constant_scale)
+
     if mode != "global":
-        return feature_stats(X, weight)
-    mean, std = feature_stats(X, weight, constant_scale=None)
+        return stats()
+    mean, std = stats(constant_scale=None)
     varying = std > CONSTANT_RTOL * np.abs(mean)  # constants must not set the scale
     rms = np.sqrt(np.mean(np.square(std[varying]))) if varying.any() else 1.0
     return mean, np.full_like(std, rms)
@@ -196,6 +220,114 @@ class Scaling:
         X_train = np.empty(X.shape, dtype=np.float32)
         self._fit_transform_inputs(X, X_train, masks, sample_weight)
         return X_train, self._fit_transform_targets(y, masks, sample_weight)
+
+    def fit_stream(self, X, y, masks, sample_weight=None):
+        """Fit the statistics of an ``X`` read on demand, in one pass.
+
+        The statistics, the per-feature range of the scaled inputs and the
+        check that every value is finite come from one streaming pass over
+        row chunks of ``X``; no copy of ``X`` is made. The range is mapped
+        through the scaling from the raw minimum and maximum (scaling is
+        increasing per feature), so it equals the range of the scaled
+        inputs that :meth:`fit_transform` returns.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+            An out-of-core array (``np.memmap``, h5py dataset, zarr array).
+        y, masks, sample_weight
+            As for :meth:`fit_transform`.
+
+        Returns
+        -------
+        y_train : float32 ndarray of shape (n_samples, n_outputs)
+            Scaled targets, 0 on unlabelled rows.
+        input_range : (ndarray, ndarray)
+            Per-feature float32 minimum and maximum of the scaled inputs.
+        """
+        self.domain_stats_ = None
+        self.input_mean_ = self.input_scale_ = None
+        n, shape = X.shape[0], tuple(X.shape[1:])
+        with_stats = self.per_domain or self.inputs not in ("inherit", "off")
+        codes = np.asarray(masks.domain) if self.per_domain else None
+        groups = [0] if codes is None else [int(d) for d in np.unique(codes)]
+        counted = None  # rows the statistics count (None: all)
+        if with_stats and not self.per_domain and self.labelled_only:
+            counted = None if masks.labelled.all() else masks.labelled
+        weight = None
+        if with_stats and (sample_weight is not None or counted is not None):
+            # per group, the weights feature_stats would use on its rows
+            weight = np.zeros(n)
+            for g in groups:
+                rows = np.ones(n, bool) if codes is None else codes == g
+                if counted is not None:
+                    rows &= counted
+                w = effective_weights(
+                    None if sample_weight is None else sample_weight[rows]
+                )
+                weight[rows] = 1.0 if w is None else w
+        moments = {g: Moments(shape) for g in groups}
+        low = {g: np.full(shape, np.inf) for g in groups}
+        high = {g: np.full(shape, -np.inf) for g in groups}
+        step = chunk_rows(X)
+        for start in range(0, n, step):
+            stop = min(start + step, n)
+            block = check_chunk(read_rows(X, slice(start, stop)))
+            for g in groups:
+                if codes is None:
+                    part, sel = block, slice(start, stop)
+                else:
+                    sel = start + np.flatnonzero(codes[start:stop] == g)
+                    if not sel.size:
+                        continue
+                    part = block[sel - start]
+                # the raw range (its float64 values are exact)
+                np.minimum(low[g], part.min(axis=0), out=low[g])
+                np.maximum(high[g], part.max(axis=0), out=high[g])
+                if with_stats:
+                    w = None if weight is None else weight[sel]
+                    moments[g].update(part, w)
+        if self.per_domain:
+            stats = {g: _input_stats(moments[g], None, self.inputs) for g in groups}
+            self.domain_stats_ = stats
+            self.input_mean_, self.input_scale_ = stats[max(d for d in stats if d < 0)]
+        elif self.inputs == "inherit":
+            stats = {0: (self.inherited.input_mean_, self.inherited.input_scale_)}
+            self.input_mean_, self.input_scale_ = stats[0]
+        elif self.inputs == "off":
+            stats = {0: (None, None)}
+        else:
+            stats = {0: _input_stats(moments[0], None, self.inputs)}
+            self.input_mean_, self.input_scale_ = stats[0]
+        lows = [_to_float32(_scale(low[g][None], *stats[g]), "X")[0] for g in groups]
+        highs = [_to_float32(_scale(high[g][None], *stats[g]), "X")[0] for g in groups]
+        input_range = (np.min(lows, axis=0), np.max(highs, axis=0))
+        self._codes = codes
+        return self._fit_transform_targets(y, masks, sample_weight), input_range
+
+    def transform_rows(self, block, rows):
+        """The training inputs of the raw rows ``block`` at positions ``rows``
+        of the ``X`` given to :meth:`fit_stream` (each row scaled with its
+        domain's statistics when per domain), float32.
+
+        Parameters
+        ----------
+        block : ndarray of shape (m, ...)
+        rows : slice or int ndarray
+            Positions of the rows in ``X``.
+
+        Returns
+        -------
+        float32 ndarray of shape (m, ...)
+        """
+        if self.domain_stats_ is None:
+            return self.transform(block)
+        codes = self._codes[rows]
+        out = np.empty(block.shape, dtype=np.float32)
+        for dom in np.unique(codes):
+            sel = codes == dom
+            out[sel] = _to_float32(_scale(block[sel], *self.domain_stats_[dom]), "X")
+        return out
 
     def _fit_transform_inputs(self, X, out, masks, weight):
         self.domain_stats_ = None
