@@ -41,6 +41,7 @@ from sktransfer._net import TrainingInterrupted, TransferNet
 from sktransfer._outofcore import (
     ArrayData,
     check_chunk,
+    chunk_rows,
     is_out_of_core,
     read_rows,
 )
@@ -66,6 +67,8 @@ from sktransfer.pretraining import SelfSupervisedPretrainer
 _PREDICT_CHUNK = 8192
 _SMALL_BATCH = 64
 _FAST_PATH_MAX_SIZE = 1 << 16
+#: most bytes of an out-of-core X read per prediction chunk
+_DISK_CHUNK_BYTES = 1 << 21
 
 
 def _silent(*args, **kwargs):
@@ -985,7 +988,9 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         parts = []
         device = self.device_
         on_disk = is_out_of_core(X)
-        step = _PREDICT_CHUNK  # the same chunks in memory and on disk
+        step = _PREDICT_CHUNK
+        if on_disk:  # the same chunks as in memory, unless rows are wide
+            step = min(step, chunk_rows(X, _DISK_CHUNK_BYTES))
         with autocast(device, precision):
             for start in range(0, X.shape[0], step):
                 if on_disk:

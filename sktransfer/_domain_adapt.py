@@ -16,11 +16,17 @@ from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _num_samples
 
-from sktransfer._base import _PREDICT_CHUNK, BaseTransferEstimator, TrainingPlan
+from sktransfer._base import (
+    _DISK_CHUNK_BYTES,
+    _PREDICT_CHUNK,
+    BaseTransferEstimator,
+    TrainingPlan,
+)
 from sktransfer._docs import fill_doc
 from sktransfer._outofcore import (
     ArrayData,
     check_chunk,
+    chunk_rows,
     is_out_of_core,
     read_rows,
     take,
@@ -341,8 +347,9 @@ class DomainAdaptRegressor(BaseTransferEstimator):
         if not self.domain_stats_ or self.input_mean_ is None:
             return super().predict(X, return_std=return_std)  # nothing moves
         parts = []
-        for start in range(0, X.shape[0], _PREDICT_CHUNK):
-            rows = slice(start, start + _PREDICT_CHUNK)
+        step = min(_PREDICT_CHUNK, chunk_rows(X, _DISK_CHUNK_BYTES))
+        for start in range(0, X.shape[0], step):
+            rows = slice(start, start + step)
             chunk = check_chunk(read_rows(X, rows))
             moved = self._in_domain_inputs(chunk, domain[rows])
             parts.append(super().predict(moved, return_std=return_std))

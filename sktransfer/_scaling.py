@@ -128,7 +128,7 @@ def _input_stats(X, weight, mode):
 
 def _to_float32(block, what):
     """``block`` as float32; refuse values beyond the float32 range."""
-    big = np.abs(block) > _F32_MAX
+    big = (block > _F32_MAX) | (block < -_F32_MAX)  # no temporary |block|
     if big.any():
         columns = np.flatnonzero(big.reshape(len(block), -1).any(axis=0))
         raise ValueError(
@@ -142,8 +142,12 @@ def _to_float32(block, what):
 
 def _scale(X, mean, scale):
     """``(X - mean) / scale`` in float64 (``X`` as it is when mean is None)."""
-    block = X.astype(np.float64, copy=False)
-    return block if mean is None else (block - mean) / scale
+    if mean is None:
+        return X.astype(np.float64, copy=False)
+    block = np.array(X, dtype=np.float64)  # a copy, then in place
+    block -= mean
+    block /= scale
+    return block
 
 
 class Scaling:
