@@ -43,6 +43,7 @@ from sktransfer._outofcore import (
     check_chunk,
     chunk_rows,
     is_out_of_core,
+    random_access,
     read_rows,
 )
 from sktransfer._scaling import Scaling, scale_inputs
@@ -888,7 +889,11 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
             return net.closed_form_report_["strength"]
         train = dataset if rows is None else dataset.subset(rows)
         _check_batch_norm_rows(net.module, len(train), self, plan)
-        net.fit(train, None)
+        if isinstance(dataset, ArrayData):
+            with random_access(dataset.X):  # shuffled rows: no read-ahead
+                net.fit(train, None)
+        else:
+            net.fit(train, None)
         net.module_.eval()
         return None
 

@@ -12,6 +12,9 @@ gives the rows that scaling all of ``X`` would.
 into memory.
 """
 
+import mmap
+from contextlib import contextmanager
+
 import numpy as np
 import torch
 
@@ -31,6 +34,38 @@ def is_out_of_core(X):
     if module.startswith("h5py") and name == "Dataset":
         return True
     return module.startswith("zarr") and name == "Array"
+
+
+@contextmanager
+def random_access(X):
+    """While in the block, tell the kernel that a ``np.memmap`` ``X`` is read
+    at random places (``madvise(MADV_RANDOM)``); the default advice is
+    restored afterwards.
+
+    Shuffled batches read rows from all over the file; with the default
+    advice each page fault also reads the pages around it (the device's
+    read-ahead, often megabytes), so a batch of a few thousand rows would
+    read gigabytes. Other inputs, and systems without ``madvise``, are left
+    as they are.
+    """
+    base = X.base if isinstance(X, RowView) else X
+    advise = getattr(getattr(base, "_mmap", None), "madvise", None)
+    random = getattr(mmap, "MADV_RANDOM", None)
+    if not isinstance(base, np.memmap) or advise is None or random is None:
+        yield
+        return
+    try:
+        advise(random)
+    except (OSError, ValueError):  # a closed or unusual mapping: no advice
+        yield
+        return
+    try:
+        yield
+    finally:
+        try:
+            advise(mmap.MADV_NORMAL)
+        except (OSError, ValueError):
+            pass
 
 
 def chunk_rows(X, chunk_bytes=CHUNK_BYTES):
@@ -117,90 +152,6 @@ def check_chunk(block, what="X"):
             "finite: fill or drop those rows on disk."
         )
     return block
-
-
-class Moments:
-    """Per-feature weighted mean and spread, accumulated chunk by chunk.
-
-    One pass: each chunk's mean and sum of squared deviations are merged into
-    the running ones (Chan, Golub and LeVeque's pairwise update), in float64,
-    in units of each feature's largest absolute value so far (rescaled when
-    it grows), so values up to the float64 range do not overflow.
-    :meth:`finish` returns what :func:`sktransfer._scaling.feature_stats`
-    returns for all the rows at once, to float64 rounding (which its final
-    rounding to 24 bits then removes).
-
-    Parameters
-    ----------
-    shape : tuple of int
-        The per-row shape of the features.
-    """
-
-    def __init__(self, shape):
-        self.total = 0.0
-        self.mean = np.zeros(shape, dtype=np.float64)
-        self.m2 = np.zeros(shape, dtype=np.float64)
-        self.top = np.zeros(shape, dtype=np.float64)
-
-    def update(self, block, weight=None):
-        """Add the rows ``block`` (weights ``weight``, None: 1 each).
-
-        One float64 copy of the chunk is the only temporary the size of the
-        chunk (``block`` is not changed).
-        """
-        if len(block) == 0:
-            return self
-        scaled = np.array(block, dtype=np.float64)  # the one copy, then in place
-        top = np.maximum(self.top, np.maximum(scaled.max(axis=0), -scaled.min(axis=0)))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ratio = np.where(top > 0, self.top / top, 1.0)
-        self.mean *= ratio
-        self.m2 *= ratio * ratio
-        self.top = top
-        scaled /= np.where(top > 0, top, 1.0)
-        if weight is None:
-            w_sum = float(len(scaled))
-            mean = scaled.mean(axis=0)
-            scaled -= mean
-            m2 = np.einsum("i...,i...->...", scaled, scaled)
-        else:
-            weight = np.asarray(weight, dtype=np.float64)
-            w_sum = float(weight.sum())
-            if not w_sum > 0:
-                return self
-            mean = np.tensordot(weight, scaled, axes=1) / w_sum
-            scaled -= mean
-            m2 = np.einsum("i,i...,i...->...", weight, scaled, scaled)
-        total = self.total + w_sum
-        delta = mean - self.mean
-        self.mean += delta * (w_sum / total)
-        self.m2 += m2 + delta * delta * (self.total * w_sum / total)
-        self.total = total
-        return self
-
-    def finish(self, constant_scale=1.0):
-        """``(mean, std)`` as :func:`~sktransfer._scaling.feature_stats`
-        gives them (constant features, rounding, ``constant_scale``)."""
-        from sktransfer._scaling import finish_stats
-
-        top = np.where(self.top > 0, self.top, 1.0)
-        total = self.total if self.total > 0 else 1.0
-        std = np.sqrt(np.maximum(self.m2, 0.0) / total)
-        return finish_stats(self.mean, std, top, constant_scale)
-
-
-def effective_weights(weight):
-    """The weights :func:`~sktransfer._scaling.feature_stats` uses: all ones
-    when they sum to zero, divided by their largest when their sum overflows
-    (None stays None: every row counts once)."""
-    if weight is None:
-        return None
-    w = np.asarray(weight, dtype=np.float64)
-    if not w.sum() > 0:
-        return None
-    with np.errstate(over="ignore"):
-        huge = not np.isfinite(w.sum())
-    return w / w.max() if huge else w
 
 
 class ArrayData(TensorData):

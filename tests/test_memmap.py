@@ -2,6 +2,9 @@
 datasets and zarr arrays are fitted and predicted without being read into
 memory, with the predictions of the same rows in memory."""
 
+import contextlib
+import mmap
+import os
 import pickle
 import tracemalloc
 import warnings
@@ -13,9 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from sktransfer import DomainAdaptRegressor, TransferRegressor
-from sktransfer._outofcore import Moments, RowView, is_out_of_core, read_rows
-from sktransfer._scaling import feature_stats
+from sktransfer import DomainAdaptRegressor, TransferRegressor, _base
+from sktransfer._outofcore import RowView, is_out_of_core, read_rows
+from sktransfer._scaling import Moments, effective_weights, feature_stats
 
 h5py = pytest.importorskip("h5py")
 zarr = pytest.importorskip("zarr")
@@ -172,11 +175,12 @@ def test_streaming_stats_equal_feature_stats_over_any_chunking(
 ):
     X = X * unit  # tiny and huge values: the running rescaling keeps them
     w = np.linspace(0.0, 3.0, len(X)) if weighted else None
+    counted = effective_weights(w)  # what fit passes: zero-sum weights count 1
     moments = Moments(X.shape[1:])
     start, i = 0, 0
     while start < len(X):
         stop = min(start + sizes[i % len(sizes)], len(X))
-        moments.update(X[start:stop], None if w is None else w[start:stop])
+        moments.update(X[start:stop], None if counted is None else counted[start:stop])
         start, i = stop, i + 1
     mean, std = moments.finish()
     ref_mean, ref_std = feature_stats(X, w)
@@ -220,3 +224,40 @@ def test_exact_solver_needs_memory(data):
     with pytest.warns(UserWarning, match="trains by gradient"):
         est = TransferRegressor("linear", max_epochs=2, random_state=0).fit(X_disk, y)
     assert est.solver_ == "gradient"
+
+
+# ------------------------------------------------------- read-ahead advice
+def _vm_flags(path):
+    """The VmFlags of this process's mapping of ``path`` (Linux smaps)."""
+    lines = open("/proc/self/smaps").read().splitlines()
+    inside = False
+    for line in lines:
+        if "-" in line.split(" ", 1)[0] and ":" not in line.split(" ", 1)[0]:
+            inside = line.rstrip().endswith(str(path))
+        elif inside and line.startswith("VmFlags:"):
+            return line.split()[1:]
+    raise AssertionError(f"{path} is not mapped")
+
+
+@pytest.mark.skipif(
+    not hasattr(mmap, "MADV_RANDOM") or not os.path.exists("/proc/self/smaps"),
+    reason="madvise and /proc/self/smaps are Linux features",
+)
+def test_shuffled_training_reads_the_memmap_without_read_ahead(
+    tmp_path, data, monkeypatch
+):
+    _, X_disk, y, _, _ = data
+    path = tmp_path / "X.dat"
+    seen = []
+    real = _base.random_access
+
+    @contextlib.contextmanager
+    def spy(array):
+        with real(array):
+            seen.append("rr" in _vm_flags(path))  # MADV_RANDOM while training
+            yield
+
+    monkeypatch.setattr(_base, "random_access", spy)
+    TransferRegressor(**QUICK).fit(X_disk, y)
+    assert seen == [True]
+    assert "rr" not in _vm_flags(path)  # the default advice is back
