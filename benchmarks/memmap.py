@@ -282,6 +282,10 @@ def run_child(args, where, rows, limit, save_pred=None, compare_rows=0):
     return out
 
 
+def _rates(runs):
+    return ", ".join(f"{r['fit_rows_per_s']:,.0f}" for r in runs)
+
+
 def mib(b):
     return "n/a" if b is None else f"{b / 2**20:,.0f} MiB"
 
@@ -292,6 +296,7 @@ def main():
     p.add_argument("--features", type=int, default=512)
     p.add_argument("--limit-mb", type=int, default=768, help="memory cap (MiB)")
     p.add_argument("--subset-rows", type=int, default=100_000)
+    p.add_argument("--repeat", type=int, default=2, help="runs of each subset fit")
     p.add_argument("--dir", default="/tmp/sktransfer_memmap_bench")
     p.add_argument("--out", default=str(RESULTS))
     p.add_argument("--keep", action="store_true", help="keep the data files")
@@ -329,12 +334,18 @@ def main():
         print(f"memory cap: {args.limit_mb} MiB via {limit.kind}")
         subset = min(args.subset_rows, n_rows)
         compare = subset
-        print("in memory, subset ...")
-        mem = run_child(args, "memory", subset, None, folder / "p_mem.npy", compare)
-        print("on disk, subset, capped ...")
-        disk_sub = run_child(
-            args, "disk", subset, limit, folder / "p_disk.npy", compare
-        )
+        # the subset runs alternate, args.repeat times each; the fastest fit
+        # of each is kept (the machine is shared: timings vary between runs)
+        mem_runs, disk_runs = [], []
+        for i in range(args.repeat):
+            print(f"in memory, subset ({i + 1}/{args.repeat}) ...")
+            p_mem = folder / "p_mem.npy"
+            mem_runs.append(run_child(args, "memory", subset, None, p_mem, compare))
+            print(f"on disk, subset, capped ({i + 1}/{args.repeat}) ...")
+            p_disk = folder / "p_disk.npy"
+            disk_runs.append(run_child(args, "disk", subset, limit, p_disk, compare))
+        mem = max(mem_runs, key=lambda r: r["fit_rows_per_s"])
+        disk_sub = max(disk_runs, key=lambda r: r["fit_rows_per_s"])
         same = bool(
             np.array_equal(
                 np.load(folder / "p_mem.npy"), np.load(folder / "p_disk.npy")
@@ -364,6 +375,7 @@ def main():
         + (f" --gb {args.gb:g}" if args.gb != 3.3 else "")
         + (f" --limit-mb {args.limit_mb}" if args.limit_mb != 768 else "")
         + (f" --subset-rows {args.subset_rows}" if args.subset_rows != 100_000 else "")
+        + (f" --repeat {args.repeat}" if args.repeat != 2 else "")
         + "`",
         "",
         f"- machine: {platform.machine()}, {os.cpu_count()} CPU cores, Python "
@@ -377,6 +389,9 @@ def main():
         f"epoch, batch {PARAMS['batch_size']}, shuffled batches",
         f"- predictions of the capped memmap subset identical to the in-memory "
         f"ones: {same}",
+        f"- subset rows: the fastest of {args.repeat} alternating runs each "
+        f"(fit rows/s of every run, memory: {_rates(mem_runs)}; disk: "
+        f"{_rates(disk_runs)})",
         f"- wall time of the whole benchmark: {total_s:.0f} s (writing the file "
         f"{made_s:.0f} s)",
         "",
