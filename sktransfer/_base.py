@@ -1046,7 +1046,8 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         ----------
         X : array-like of shape (n_samples, n_features) or \
 ``(n_samples, *input_shape)``
-            Inputs, with the features (or per-sample shape) seen in ``fit``.
+            Inputs, with the features (or per-sample shape) seen in ``fit``;
+            a ``np.memmap``, h5py dataset or zarr array is read chunk by chunk.
         %(return_std)s
 
         Returns

@@ -319,7 +319,8 @@ class DomainAdaptRegressor(BaseTransferEstimator):
         ----------
         X : array-like of shape (n_samples, n_features) or \
 ``(n_samples, *input_shape)``
-            Inputs, with the features (or per-sample shape) seen in ``fit``.
+            Inputs, with the features (or per-sample shape) seen in ``fit``;
+            a ``np.memmap``, h5py dataset or zarr array is read chunk by chunk.
         sample_domain : array-like of int, shape (n_samples,), default=None
             The domain of each row. None: every row is a target row. Under
             per-domain normalisation (``method="adabn"``, ``domain_norm=True``)
