@@ -40,6 +40,14 @@ from sktransfer._distributed import setup as setup_distributed
 from sktransfer._docs import fill_doc
 from sktransfer._module import TransferModule
 from sktransfer._net import TrainingInterrupted, TransferNet
+from sktransfer._outofcore import (
+    ArrayData,
+    check_chunk,
+    chunk_rows,
+    is_out_of_core,
+    random_access,
+    read_rows,
+)
 from sktransfer._scaling import Scaling, scale_inputs
 from sktransfer._shared import (
     OPTIMIZERS,
@@ -62,6 +70,8 @@ from sktransfer.pretraining import SelfSupervisedPretrainer
 _PREDICT_CHUNK = 8192
 _SMALL_BATCH = 64
 _FAST_PATH_MAX_SIZE = 1 << 16
+#: most bytes of an out-of-core X read per prediction chunk
+_DISK_CHUNK_BYTES = 1 << 21
 
 
 def _silent(*args, **kwargs):
@@ -476,13 +486,20 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
             network, origin = self._build_network(shapes, y.shape[1])
             plan = self._plan(network, origin, masks)
             scaling = self._make_scaling(origin, masks, plan)
-            X_train, y_train = scaling.fit_transform(X, y, masks, sample_weight)
-            input_range = _input_range(X_train, origin.source, scaling)
+            if is_out_of_core(X):  # read on demand, batch by batch
+                y_train, raw_range = scaling.fit_stream(X, y, masks, sample_weight)
+                X_train = _OnDisk(X, scaling.transform_rows)
+            else:
+                X_train, y_train = scaling.fit_transform(X, y, masks, sample_weight)
+                raw_range = None
+            input_range = _input_range(X_train, origin.source, scaling, raw_range)
             weight = self._loss_weights(masks, sample_weight, plan)
             dataset = self._dataset(
                 X_train, y_train, weight, masks, device, sample_weight
             )
-            solver = self._choose_solver(network, plan, len(dataset))
+            solver = self._choose_solver(
+                network, plan, len(dataset), isinstance(X_train, _OnDisk)
+            )
             net = self._assemble_net(
                 network.to(device),
                 plan,
@@ -559,14 +576,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
                 "is None."
             )
         with _named_errors("X"):
-            X = validate_data(
-                self,
-                X,
-                reset=True,
-                dtype=[np.float32, np.float64],
-                allow_nd=True,
-                ensure_min_samples=2,
-            )
+            X = self._validate_X(X)
         with _named_errors("y"):
             y = check_array(
                 y,
@@ -594,6 +604,28 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
                 "numbers of samples); pass one y per row of X."
             )
         return X, y.reshape(len(y), -1), y.ndim == 1
+
+    def _validate_X(self, X):
+        """``X`` checked as scikit-learn checks it (``n_features_in_`` set); an
+        out-of-core ``X`` is checked on its first rows and left on disk (its
+        values are checked by the streaming pass of the scaling)."""
+        if not is_out_of_core(X):
+            return validate_data(
+                self,
+                X,
+                reset=True,
+                dtype=[np.float32, np.float64],
+                allow_nd=True,
+                ensure_min_samples=2,
+            )
+        _check_out_of_core(X)
+        if X.shape[0] < 2:
+            raise ValueError(
+                f"Found array with {X.shape[0]} sample(s) (shape={X.shape}) while "
+                "a minimum of 2 is required."
+            )
+        validate_data(self, read_rows(X, slice(0, 2)), reset=True, allow_nd=True)
+        return X
 
     def _domains(self, y, sample_domain):
         """The rows' domain masks; at least one row must be labelled."""
@@ -752,22 +784,50 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
     # --- stage: data and solver -----------------------------------------------
     @staticmethod
     def _dataset(X_train, y_train, weight, masks, device, sample_weight=None):
-        """The training arrays as one on-device :class:`TensorData`."""
+        """The training arrays as one on-device :class:`TensorData` (an
+        :class:`~sktransfer._outofcore.ArrayData` whose inputs stay on disk
+        for an out-of-core ``X``)."""
         unit = 1.0  # the loss weights are the user's divided by their mean
         if weight is not None and sample_weight is not None:
             with np.errstate(over="ignore"):
                 unit = float(np.mean(sample_weight[masks.labelled]))
             unit = unit if np.isfinite(unit) and unit > 0 else 1.0
-        return TensorData(
-            torch.from_numpy(X_train).to(device),
+        rest = (
             torch.from_numpy(y_train).to(device),
             None if weight is None else torch.from_numpy(weight).to(device),
             torch.from_numpy(masks.target).to(device),
-            weight_unit=unit,
         )
+        if isinstance(X_train, _OnDisk):
+            return ArrayData(X_train.X, X_train.transform, *rest, weight_unit=unit)
+        return TensorData(torch.from_numpy(X_train).to(device), *rest, weight_unit=unit)
 
-    def _choose_solver(self, network, plan, n_rows):
-        """``"gradient"`` or ``"closed_form"`` (see the ``solver`` parameter)."""
+    def _choose_solver(self, network, plan, n_rows, on_disk=False):
+        """``"gradient"`` or ``"closed_form"`` (see the ``solver`` parameter).
+
+        An ``X`` read on demand (``on_disk``) trains by gradient: the exact
+        solver needs every row's features in memory.
+        """
+        solver = self._solver_for(network, plan, n_rows)
+        if not on_disk or solver == "gradient":
+            return solver
+        if self.solver == "closed_form":
+            raise ValueError(
+                "solver='closed_form' needs the training inputs in memory, but X "
+                "is read on demand (a np.memmap, h5py dataset or zarr array), "
+                "which trains by gradient, batch by batch. Use solver='auto' or "
+                "'gradient', or pass np.asarray(X) if it fits in memory."
+            )
+        warn(
+            "X is read on demand (a np.memmap, h5py dataset or zarr array), so "
+            f"this linear model trains by gradient for max_epochs={self.max_epochs} "
+            "instead of by the exact solver that an in-memory X would use. Pass "
+            "np.asarray(X) if it fits in memory, or set solver='gradient' to "
+            "silence this warning."
+        )
+        return "gradient"
+
+    def _solver_for(self, network, plan, n_rows):
+        """The solver of an in-memory ``X``."""
         if self.solver == "gradient":
             return "gradient"
         if predicts_variance(network.head):
@@ -906,7 +966,11 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         train = dataset if rows is None else dataset.subset(rows)
         _check_batch_norm_rows(net.module, len(train), self, plan)
         _check_distributed_rows(net, len(train), self)
-        net.fit(train, None)
+        if isinstance(dataset, ArrayData):
+            with random_access(dataset.X):  # shuffled rows: no read-ahead
+                net.fit(train, None)
+        else:
+            net.fit(train, None)
         net.synchronize()
         net.module_.eval()
         return None
@@ -941,7 +1005,25 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
 
     # -------------------------------------------------------------- predict
     def _validate_predict(self, X):
-        """``X`` checked against the fitted shape; a fast path for small arrays."""
+        """``X`` checked against the fitted shape; a fast path for small arrays.
+        An out-of-core ``X`` is checked on its first row and stays on disk
+        (each chunk's values are checked as it is read)."""
+        if is_out_of_core(X):
+            _check_out_of_core(X)
+            with _named_errors("X"):
+                validate_data(
+                    self,
+                    read_rows(X, slice(0, min(1, X.shape[0]))),
+                    reset=False,
+                    allow_nd=True,
+                    ensure_min_samples=0,
+                )
+            if tuple(X.shape[1:]) != self.sample_shape_:
+                raise ValueError(
+                    f"X has samples of shape {tuple(X.shape[1:])}, but this "
+                    f"estimator was fitted on samples of shape {self.sample_shape_}."
+                )
+            return X
         if (
             type(X) is np.ndarray
             and X.dtype in (np.float32, np.float64)
@@ -988,13 +1070,17 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
     def _run_chunks(self, module, X, precision):
         parts = []
         device = self.device_
+        on_disk = is_out_of_core(X)
+        step = _PREDICT_CHUNK
+        if on_disk:  # the same chunks as in memory, unless rows are wide
+            step = min(step, chunk_rows(X, _DISK_CHUNK_BYTES))
         with autocast(device, precision):
-            for start in range(0, X.shape[0], _PREDICT_CHUNK):
-                xb = scale_inputs(
-                    X[start : start + _PREDICT_CHUNK],
-                    self.input_mean_,
-                    self.input_scale_,
-                )
+            for start in range(0, X.shape[0], step):
+                if on_disk:
+                    xb = check_chunk(read_rows(X, slice(start, start + step)))
+                else:
+                    xb = X[start : start + step]
+                xb = scale_inputs(xb, self.input_mean_, self.input_scale_)
                 xb = self._bounded(xb)
                 out = module(torch.from_numpy(xb).to(device, non_blocking=True), True)
                 parts.append(out.float().cpu().numpy())
@@ -1038,7 +1124,8 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         ----------
         X : array-like of shape (n_samples, n_features) or \
 ``(n_samples, *input_shape)``
-            Inputs, with the features (or per-sample shape) seen in ``fit``.
+            Inputs, with the features (or per-sample shape) seen in ``fit``;
+            a ``np.memmap``, h5py dataset or zarr array is read chunk by chunk.
         %(return_std)s
 
         Returns
@@ -1082,7 +1169,8 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         bad = np.flatnonzero(~np.isfinite(out).all(axis=1))
         if self.precision_ != "fp32":
             out = out.copy()
-            out[bad] = self._forward(X[bad], "fp32")
+            rows = read_rows(X, bad) if is_out_of_core(X) else X[bad]
+            out[bad] = self._forward(rows, "fp32")
             bad = bad[~np.isfinite(out[bad]).all(axis=1)]
         if bad.size:
             raise ValueError(
@@ -1151,10 +1239,38 @@ def _check_distributed_rows(net, n_rows, est):
 OUT_OF_RANGE = 3.0
 
 
-def _input_range(X_train, source=None, scaling=None):
-    """Per-feature minimum and maximum of the scaled training inputs; a model
-    that inherits a source model's scaling also saw the source's range."""
-    low, high = X_train.min(axis=0), X_train.max(axis=0)
+@dataclass
+class _OnDisk:
+    """Training inputs left on disk: the raw array and the function that
+    scales a block of its rows (``transform(block, rows)``)."""
+
+    X: object
+    transform: object
+
+
+def _check_out_of_core(X):
+    """An out-of-core ``X`` has rows and a numeric dtype (checked without
+    reading its values)."""
+    if len(X.shape) < 2:
+        raise ValueError(
+            f"Expected a 2-D (or higher) X, got an array of shape {X.shape}. "
+            "Reshape it on disk to (n_samples, n_features)."
+        )
+    if np.dtype(X.dtype).kind not in "fiu":
+        raise ValueError(
+            f"X read on demand must hold numbers (float, int); got dtype "
+            f"{X.dtype}. Convert the array on disk to float32."
+        )
+
+
+def _input_range(X_train, source=None, scaling=None, known=None):
+    """Per-feature minimum and maximum of the scaled training inputs (``known``
+    when the scaling's streaming pass found them); a model that inherits a
+    source model's scaling also saw the source's range."""
+    if known is not None:
+        low, high = known
+    else:
+        low, high = X_train.min(axis=0), X_train.max(axis=0)
     inherited = getattr(source, "input_range_", None)
     if inherited is not None and scaling is not None and scaling.inputs == "inherit":
         if not scaling.per_domain:

@@ -17,6 +17,8 @@ from sklearn.base import clone
 from sklearn.model_selection import KFold
 from sklearn.utils import _safe_indexing, check_random_state
 
+from sktransfer._outofcore import take
+
 #: folds of the inner cross-validation with few labelled rows
 FOLDS = 3
 #: most folds, reached at ``MAX_FOLDS * ROWS_PER_FOLD`` labelled rows
@@ -68,7 +70,7 @@ def _fit_fold(model, X, y, held, *, unlabel, sample_weight, fit_params):
     keep = np.setdiff1d(np.arange(len(y)), held)
     params = {k: _safe_indexing(v, keep) for k, v in fit_params.items()}
     sw = None if sample_weight is None else _safe_indexing(sample_weight, keep)
-    return model.fit(_safe_indexing(X, keep), y[keep], sample_weight=sw, **params)
+    return model.fit(take(X, keep), y[keep], sample_weight=sw, **params)
 
 
 def choose(estimator, candidates, X, y, rows, *, unlabel, sample_weight, fit_params):
@@ -119,7 +121,7 @@ def choose(estimator, candidates, X, y, rows, *, unlabel, sample_weight, fit_par
                     sample_weight=sample_weight,
                     fit_params=fit_params,
                 )
-                pred = model.predict(_safe_indexing(X, held))
+                pred = model.predict(take(X, held))
             parts.append(_held_out_errors(pred, y, held, sample_weight))
         errors[name] = np.concatenate(parts)
     scores = {name: float(e.sum()) for name, e in errors.items()}

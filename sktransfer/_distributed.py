@@ -90,10 +90,16 @@ class Distributed:
         Every process must pass the whole training set: each trains on its
         shard of each batch, and the scaling statistics come from all rows.
         """
+        total = absolute = 0.0
+        step = 8192  # in chunks: X may be a memmap or an on-disk array
+        for start in range(0, X.shape[0], step):
+            chunk = np.asarray(X[start : start + step])
+            total += float(np.nansum(chunk, dtype=np.float64))
+            absolute += float(np.nansum(np.abs(chunk), dtype=np.float64))
         parts = [
             float(X.shape[0]),
-            float(np.nansum(X, dtype=np.float64)),
-            float(np.nansum(np.abs(X), dtype=np.float64)),
+            total,
+            absolute,
             float(np.isnan(y).sum()),
             float(np.nansum(y, dtype=np.float64)),
         ]

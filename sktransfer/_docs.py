@@ -204,7 +204,8 @@ distributed : {"ddp"} or None, default=None
 FIT_PARAMETERS = {
     "X": """\
 X : array-like of shape (n_samples, n_features) or ``(n_samples, *input_shape)``
-    Training inputs.""",
+    Training inputs. A ``np.memmap``, h5py dataset or zarr array is read on
+    demand, never whole (see "Data larger than memory" in the docs).""",
     "sample_weight": """\
 sample_weight : array-like of shape (n_samples,), default=None
     Non-negative weights of the rows in the squared-error loss and the

@@ -16,8 +16,21 @@ from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _num_samples
 
-from sktransfer._base import BaseTransferEstimator, TrainingPlan
+from sktransfer._base import (
+    _DISK_CHUNK_BYTES,
+    _PREDICT_CHUNK,
+    BaseTransferEstimator,
+    TrainingPlan,
+)
 from sktransfer._docs import fill_doc
+from sktransfer._outofcore import (
+    ArrayData,
+    check_chunk,
+    chunk_rows,
+    is_out_of_core,
+    read_rows,
+    take,
+)
 from sktransfer._scaling import standardize_by_domain
 from sktransfer._warnings import warn
 from sktransfer.adaptation import get_method, reestimate_batch_norm
@@ -307,7 +320,8 @@ class DomainAdaptRegressor(BaseTransferEstimator):
         ----------
         X : array-like of shape (n_samples, n_features) or \
 ``(n_samples, *input_shape)``
-            Inputs, with the features (or per-sample shape) seen in ``fit``.
+            Inputs, with the features (or per-sample shape) seen in ``fit``;
+            a ``np.memmap``, h5py dataset or zarr array is read chunk by chunk.
         sample_domain : array-like of int, shape (n_samples,), default=None
             The domain of each row. None: every row is a target row. Under
             per-domain normalisation (``method="adabn"``, ``domain_norm=True``)
@@ -323,19 +337,35 @@ class DomainAdaptRegressor(BaseTransferEstimator):
         %(predict_returns)s
         """
         if sample_domain is not None and hasattr(self, "net_"):
+            if is_out_of_core(X):
+                return self._predict_by_chunks(X, sample_domain, return_std)
             X = self._in_domain_inputs(X, sample_domain)
         return super().predict(X, return_std=return_std)
+
+    def _predict_by_chunks(self, X, sample_domain, return_std):
+        """``predict`` with ``sample_domain`` for an ``X`` read on demand: the
+        rows are moved into the target's standardisation chunk by chunk."""
+        domain = _row_domains(X, sample_domain)
+        if not self.domain_stats_ or self.input_mean_ is None:
+            return super().predict(X, return_std=return_std)  # nothing moves
+        parts = []
+        step = min(_PREDICT_CHUNK, chunk_rows(X, _DISK_CHUNK_BYTES))
+        for start in range(0, X.shape[0], step):
+            rows = slice(start, start + step)
+            chunk = check_chunk(read_rows(X, rows))
+            moved = self._in_domain_inputs(chunk, domain[rows])
+            parts.append(super().predict(moved, return_std=return_std))
+        if not parts:
+            return super().predict(X, return_std=return_std)
+        if return_std:
+            return tuple(np.concatenate(p) for p in zip(*parts))
+        return np.concatenate(parts)
 
     def _in_domain_inputs(self, X, sample_domain):
         """``X`` with each row moved so that the network's (target)
         standardisation is its own domain's standardisation of the row."""
-        domain = np.asarray(sample_domain)
-        n = _num_samples(X)
-        if domain.shape != (n,) or domain.dtype.kind not in "iu":
-            raise ValueError(
-                f"sample_domain must be one integer per row of X ({n}); got "
-                f"shape {domain.shape} and dtype {domain.dtype}."
-            )
+        domain = _row_domains(X, sample_domain)
+        n = len(domain)
         stats = self.domain_stats_
         if not stats or self.input_mean_ is None:
             return X
@@ -397,7 +427,7 @@ class DomainAdaptRegressor(BaseTransferEstimator):
             None if v is None else _safe_indexing(v, keep)
             for v in (sample_weight, sample_domain)
         )
-        return self._r2(_safe_indexing(X, keep), values[keep], sw, sd)
+        return self._r2(take(X, keep), values[keep], sw, sd)
 
     def _r2(self, X, y, sample_weight, sample_domain):
         if sample_domain is None:
@@ -428,7 +458,22 @@ class DomainAdaptRegressor(BaseTransferEstimator):
         return self._fit(X, y, sample_weight=sample_weight, sample_domain=sample_domain)
 
 
+def _row_domains(X, sample_domain):
+    """``sample_domain`` checked: one integer per row of ``X``."""
+    domain = np.asarray(sample_domain)
+    n = _num_samples(X)
+    if domain.shape != (n,) or domain.dtype.kind not in "iu":
+        raise ValueError(
+            f"sample_domain must be one integer per row of X ({n}); got "
+            f"shape {domain.shape} and dtype {domain.dtype}."
+        )
+    return domain
+
+
 def _reestimate_on_target(network, dataset):
     """AdaBN after training: batch-norm statistics from the target rows."""
     rows = torch.nonzero(dataset.is_target).flatten()
-    reestimate_batch_norm(network, dataset.X[rows])
+    if isinstance(dataset, ArrayData):  # inputs on disk: read as the pass goes
+        reestimate_batch_norm(network, dataset.rows(rows))
+    else:
+        reestimate_batch_norm(network, dataset.X[rows])
