@@ -44,6 +44,7 @@ from sktransfer._shared import (
     Shapes,
     check_input_shape,
     check_optimizer,
+    reinitialise,
     resolve_shapes,
 )
 from sktransfer._shared import call_factory as _call_factory
@@ -646,7 +647,12 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
                 n_outputs == source.n_outputs_
             ):
                 head = copy.deepcopy(source.net_.module_.head).cpu()
-            return backbone, head, Origin(source)
+            origin = Origin(source)
+            if not self._uses_pretrained_weights():
+                # the same network, input scaling and shapes, fresh weights
+                reinitialise(backbone)
+                origin.backbone_pretrained = False
+            return backbone, head, origin
         if isinstance(self.backbone, torch.nn.Module):
             return copy.deepcopy(self.backbone).cpu(), None, Origin()
         return (
@@ -654,6 +660,11 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
             None,
             Origin(backbone_pretrained=self.weights is not None),
         )
+
+    def _uses_pretrained_weights(self):
+        """Whether the fit starts from the source's trained weights
+        (``TransferRegressor(pretraining=...)`` can re-initialise them)."""
+        return True
 
     # --- stage: scaling -------------------------------------------------------
     def _per_domain_scaling(self, masks):
