@@ -113,6 +113,47 @@ def _fitted_backbone(est):
     return getattr(module, "backbone", None)
 
 
+def _backbone_spec(est):
+    """``{"name", "params"}``: the registry entry that builds ``est``'s
+    backbone, followed through the fitted sources it was transferred from."""
+    seen = set()
+    while id(est) not in seen:
+        seen.add(id(est))
+        backbone = _unfrozen(est.backbone)
+        if isinstance(backbone, str):
+            return {"name": backbone, "params": est.backbone_params}
+        if isinstance(backbone, SelfSupervisedPretrainer) and isinstance(
+            backbone.backbone, str
+        ):
+            return {"name": backbone.backbone, "params": backbone.backbone_params}
+        if isinstance(backbone, BaseTransferEstimator) and _is_fitted_source(backbone):
+            est = backbone
+            continue
+        # a loaded or unpickled model whose source was left out says how
+        spec = est.__dict__.get("_sktransfer_backbone_spec")
+        if spec is not None and isinstance(backbone, SourceNotSaved):
+            return spec
+        break
+    if isinstance(backbone, SourceNotSaved):
+        raise ValueError(
+            f"This {type(est).__name__} was fine-tuned from a fitted "
+            f"{backbone.estimator} that its pickle left out (keep_source=False), "
+            "and with it how the backbone was built. Pass the source back with "
+            "set_params(backbone=source) and save again, or save the model "
+            "before pickling it."
+        )
+    if isinstance(backbone, SelfSupervisedPretrainer):
+        backbone = backbone.backbone
+    raise TypeError(
+        f"The backbone of this {type(est).__name__} is a "
+        f"{type(backbone).__name__} module, not a registry name; saving without "
+        "pickle rebuilds the network by name. Register a factory that builds it "
+        "with sktransfer.backbones.register_backbone('my_backbone', factory), "
+        "fit with backbone='my_backbone' (weights= loads pretrained weights), "
+        "and register it again before sktransfer.persistence.load."
+    )
+
+
 @dataclass
 class Origin:
     """What the assembled network inherits.
@@ -344,6 +385,12 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
             # the fitted model predicts without it; its own pickle would
             # carry the whole chain of models before it
             state["backbone"] = SourceNotSaved(type(_unfrozen(backbone)).__name__)
+            # how the backbone was built (its registry name), so that the
+            # unpickled model can still be saved without pickle
+            try:
+                state["_sktransfer_backbone_spec"] = _backbone_spec(self)
+            except (TypeError, ValueError):
+                pass  # a user module: sktransfer.persistence.save refuses it
         carried = []
         for registry, name in self._registry_names():
             entry = registry.entries.get(name)

@@ -22,6 +22,7 @@ PUBLIC_MODULES = [
     "sktransfer.heads",
     "sktransfer.losses",
     "sktransfer.model_selection",
+    "sktransfer.persistence",
     "sktransfer.plotting",
     "sktransfer.pretraining",
 ]

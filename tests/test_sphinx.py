@@ -35,6 +35,7 @@ MODULES = [
     "sktransfer.datasets",
     "sktransfer.plotting",
     "sktransfer.conformal",
+    "sktransfer.persistence",
     "sktransfer.exceptions",
 ]
 
