@@ -84,8 +84,9 @@ class TransferRegressor(BaseTransferEstimator):
         ``backbone`` is used (other backbones ignore it). ``"use"``: start from
         its weights. ``"reinit"``: the same network, input scaling and shapes
         with fresh weights -- the model without pre-training. ``"auto"``
-        (with at least 10 labelled rows and a backbone whose layers all have
-        ``reset_parameters``, as ``torch.nn``'s do; else ``"use"``): both,
+        (with at least 10 labelled rows, a strategy that trains the backbone
+        and a backbone whose layers all have ``reset_parameters``, as
+        ``torch.nn``'s do; else ``"use"``): both,
         cross-validated over the rows (3 folds, one per 20 rows beyond 60, at
         most 5; ``finetune="auto"`` then chooses among its candidates for the
         one kept), keeping ``"reinit"`` unless the pre-trained weights beat it
@@ -215,11 +216,26 @@ class TransferRegressor(BaseTransferEstimator):
         source = self._self_supervised_source()
         if source is None:
             return None, None
+        resettable = can_reinitialise(source.backbone_)
+        if self.pretraining == "reinit" and not resettable:
+            raise ValueError(
+                "pretraining='reinit' needs a backbone whose parameters all "
+                "belong to layers with reset_parameters() (as torch.nn's "
+                f"layers do); the pre-trainer's {type(source.backbone_).__name__} "
+                "has others. Give those layers a reset_parameters method, or "
+                "use pretraining='use'."
+            )
         if self.pretraining != "auto":
             return self.pretraining, None
         fallback = ("use", None)
-        if not can_reinitialise(source.backbone_) or not any(
-            True for _ in source.backbone_.parameters()
+        # a frozen backbone asked for: its features are the point
+        frozen = (
+            self.finetune != "auto" and get_strategy(self.finetune).freezes_backbone
+        )
+        if (
+            frozen
+            or not resettable
+            or not any(True for _ in source.backbone_.parameters())
         ):
             return fallback
         try:
