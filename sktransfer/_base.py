@@ -34,7 +34,9 @@ from sktransfer._closed_form import (
     AUTO_STRENGTHS,
     linear_head_applicable,
 )
-from sktransfer._device import PRECISIONS, Seeds, autocast, resolve_device, seeded_torch
+from sktransfer._device import PRECISIONS, Seeds, autocast, seeded_torch
+from sktransfer._distributed import OPTIONS as DISTRIBUTED_OPTIONS
+from sktransfer._distributed import setup as setup_distributed
 from sktransfer._docs import fill_doc
 from sktransfer._module import TransferModule
 from sktransfer._net import TrainingInterrupted, TransferNet
@@ -262,6 +264,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         "clip_inputs": ["boolean"],
         "keep_source": ["boolean"],
         "augment": [Augmentation, list, tuple, None],
+        "distributed": [StrOptions(set(DISTRIBUTED_OPTIONS)), None],
     }
 
     def __init__(
@@ -291,6 +294,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         clip_inputs=False,
         keep_source=False,
         augment=None,
+        distributed=None,
     ):
         self.backbone = backbone
         self.backbone_params = backbone_params
@@ -316,6 +320,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         self.clip_inputs = clip_inputs
         self.keep_source = keep_source
         self.augment = augment
+        self.distributed = distributed
 
     @staticmethod
     def _base_arguments(arguments):
@@ -464,7 +469,10 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         sample_weight = self._validate_sample_weight(sample_weight, X, masks)
         shapes = self._resolve_shapes(X)
         seeds = Seeds.from_random_state(self.random_state)
-        device = resolve_device(self.device)
+        ctx, device = setup_distributed(self.distributed, self.device)
+        if ctx is not None:
+            seeds = ctx.broadcast_seeds(seeds)
+            ctx.check_same_data(X, y, sample_weight, masks.domain)
         with seeded_torch(seeds.init, device):
             network, origin = self._build_network(shapes, y.shape[1])
             plan = self._plan(network, origin, masks)
@@ -483,7 +491,14 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
                 device,
                 solver,
                 input_stats=(scaling.input_mean_, scaling.input_scale_),
+                distributed=ctx,
             )
+            if ctx is not None and ctx.rank:
+                # the same initial weights (broadcast from rank 0), but each
+                # process its own dropout masks
+                torch.default_generator.manual_seed(seeds.init + 7919 * ctx.rank)
+                if torch.device(device).type == "cuda":
+                    torch.cuda.manual_seed(seeds.init + 7919 * ctx.rank)
             penalty = self._train(net, dataset, plan, origin, solver)
             if plan.after_training is not None:
                 plan.after_training(network, dataset)
@@ -811,10 +826,20 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         return "closed_form"
 
     # --- stage: net -----------------------------------------------------------
-    def _assemble_net(self, network, plan, seeds, device, solver, input_stats=None):
+    def _assemble_net(
+        self,
+        network,
+        plan,
+        seeds,
+        device,
+        solver,
+        input_stats=None,
+        distributed=None,
+    ):
         """The skorch net: the network, the plan and the training settings
         (``input_stats``: the input mean and scale, for augmentations that act
-        in original units)."""
+        in original units; ``distributed``: the process group of data-parallel
+        training, where only rank 0 reports progress)."""
         # the guard first: early stopping must not end a run whose loss is
         # not finite (its patience runs out on an infinite validation loss)
         callbacks = [*plan.callbacks, ("divergence_guard", DivergenceGuard())]
@@ -851,7 +876,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
             train_split=train_split,
             callbacks=callbacks,
             device=device,
-            verbose=self.verbose,
+            verbose=self.verbose if distributed is None or not distributed.rank else 0,
             param_groups=plan.param_groups,
             shuffle_seed=seeds.shuffle,
             balanced=plan.adaptation is not None,
@@ -863,6 +888,7 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
             augment=tuple(clone(a) for a in as_augmentations(self.augment)),
             augment_seed=seeds.augment,
             input_stats=input_stats,
+            distributed=distributed,
         )
 
     # --- stage: train ---------------------------------------------------------
@@ -883,11 +909,16 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
                 anchored=plan.anchor_head,
                 pretrained=origin.head_pretrained,
             )
+            # every process solved the same system on all rows; rank 0's
+            # solution is the one kept everywhere
+            net.synchronize()
             net.module_.eval()
             return net.closed_form_report_["strength"]
         train = dataset if rows is None else dataset.subset(rows)
         _check_batch_norm_rows(net.module, len(train), self, plan)
+        _check_distributed_rows(net, len(train), self)
         net.fit(train, None)
+        net.synchronize()
         net.module_.eval()
         return None
 
@@ -1101,6 +1132,28 @@ def _check_batch_norm_rows(module, n_rows, est, plan):
             + (" after the early-stopping split" if est.early_stopping else "")
             + ". Give more labelled rows, set early_stopping=False, or use a "
             "backbone without batch norm."
+        )
+
+
+def _check_distributed_rows(net, n_rows, est):
+    """Data-parallel training gives every process rows of every batch: refuse
+    a batch size or a training set smaller than the number of processes."""
+    ctx = net.distributed
+    if ctx is None:
+        return
+    k = ctx.world_size
+    if est.batch_size < k:
+        raise ValueError(
+            f"distributed='ddp' over {k} processes shards each batch across them, "
+            f"but batch_size={est.batch_size} is smaller than the number of "
+            f"processes; set batch_size={k} or more (batch_size is the global "
+            "batch, over all processes)."
+        )
+    if n_rows < k:
+        raise ValueError(
+            f"distributed='ddp' over {k} processes needs at least {k} training "
+            f"rows, one per process; got {n_rows}. Train in one process "
+            "(distributed=None)."
         )
 
 

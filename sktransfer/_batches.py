@@ -148,13 +148,16 @@ class BalancedIterator:
     Each step takes ``batch_size`` source rows (one pass over the source rows
     per epoch) and ``min(batch_size, n_target)`` target rows, cycling through
     reshuffled target rows, so no batch lacks target rows while any exist.
-    Source rows come first; ``Target.n_source`` says how many.
+    Source rows come first; ``Target.n_source`` says how many. A last batch
+    with fewer than ``min_source`` source rows joins the one before it (each
+    process of data-parallel training then gets source rows in every batch).
     """
 
-    def __init__(self, data, batch_size, generator=None):
+    def __init__(self, data, batch_size, generator=None, min_source=1):
         self.data = data
         self.batch_size = int(batch_size)
         self.generator = generator
+        self.min_source = int(min_source)
         rows = data.row_indices()
         mask = data.is_target[rows]
         self.source_rows = rows[~mask]
@@ -162,7 +165,10 @@ class BalancedIterator:
 
     def __len__(self):
         n = int(self.source_rows.numel())
-        return (n + self.batch_size - 1) // self.batch_size
+        steps = (n + self.batch_size - 1) // self.batch_size
+        if steps > 1 and n - (steps - 1) * self.batch_size < self.min_source:
+            steps -= 1
+        return steps
 
     def _perm(self, rows):
         perm = torch.randperm(rows.numel(), generator=self.generator)
@@ -188,7 +194,8 @@ class BalancedIterator:
             else self.target_rows
         )
         for step in range(steps):
-            s_idx = src[step * bs : min((step + 1) * bs, n_s)]
+            stop = n_s if step == steps - 1 else (step + 1) * bs
+            s_idx = src[step * bs : stop]
             t_idx = tgt[step * bt : (step + 1) * bt]
             yield torch.cat([s_idx, t_idx]), int(s_idx.numel())
 

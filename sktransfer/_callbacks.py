@@ -102,9 +102,34 @@ class LossTermRecorder(Callback):
         net.loss_terms_ = {}
 
     def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
-        for name, values in net.loss_terms_.items():
-            net.history.record(f"train_{name}", float(torch.stack(values).mean()))
+        ctx = getattr(net, "distributed", None)
+        if ctx is not None:
+            self._record_over_processes(net, ctx)
+        else:
+            for name, values in net.loss_terms_.items():
+                value = torch.stack(values).mean()
+                net.history.record(f"train_{name}", float(value))
         net.loss_terms_ = {}
+
+    #: every term a batch may record, in one order on every process
+    TERMS = ("task_loss", "l2sp_penalty", "da_loss")
+
+    def _record_over_processes(self, net, ctx):
+        """Data-parallel: each term's mean over every process's batches (one
+        all-reduce; a process whose shards lacked target rows has no
+        adaptation term, and the names it holds may differ)."""
+        terms = net.loss_terms_
+        names = [*self.TERMS, *sorted(set(terms) - set(self.TERMS))]
+        sums = [
+            torch.stack(terms[n]).float().sum().cpu() if n in terms else 0.0
+            for n in names
+        ]
+        counts = [float(len(terms.get(n, ()))) for n in names]
+        total = ctx.mean(torch.tensor([*map(float, sums), *counts]))
+        for i, name in enumerate(names):
+            if total[len(names) + i] > 0:
+                value = total[i] / total[len(names) + i]
+                net.history.record(f"train_{name}", float(value))
 
 
 class EpochProgress(Callback):

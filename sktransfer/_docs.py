@@ -181,6 +181,24 @@ augment : Augmentation, list of Augmentation or None, default=None
     with the same coefficient. The closed-form solver cannot augment:
     ``solver="auto"`` then trains by gradient, ``solver="closed_form"`` is an
     error. None: no augmentation.""",
+    "distributed": """\
+distributed : {"ddp"} or None, default=None
+    ``"ddp"``: data-parallel training over a ``torch.distributed`` process
+    group, one process per GPU (or CPU worker), started for example by
+    ``torchrun --nproc_per_node=2 train.py``; the group is initialised from
+    ``torchrun``'s environment unless the script already did (NCCL for CUDA,
+    gloo for the CPU), and ``device="cuda"`` becomes ``"cuda:<LOCAL_RANK>"``.
+    Every process passes the same data to ``fit`` and forms the same batches
+    (``batch_size`` is the global batch); each trains on its shard of every
+    batch and the gradients are averaged over the processes, so with one
+    seed the model equals one process's full-batch training. Scaling
+    statistics come from all rows; validation losses (early stopping) are
+    averaged over the processes; an adaptation loss (CORAL, MMD...) is
+    computed on each process's shard of the source and target rows. The
+    fitted model is the same in every process and predicts in each, without
+    communication; only rank 0 reports progress. The closed-form solver
+    needs no data parallelism: each process solves on all rows and keeps
+    rank 0's solution. None: one process.""",
 }
 
 FIT_PARAMETERS = {

@@ -173,6 +173,7 @@ class DomainAdaptRegressor(BaseTransferEstimator):
         clip_inputs=False,
         keep_source=False,
         augment=None,
+        distributed=None,
     ):
         # the shared parameters, stored by the base (one list of names: its
         # signature)

@@ -75,6 +75,11 @@ class TransferNet(NeuralNet):
     input_stats : (ndarray, ndarray) or None, default=None
         Mean and scale that standardised the training inputs; ``"raw"``
         augmentations un-standardise the batch with them.
+    distributed : Distributed or None, default=None
+        The process group of data-parallel training
+        (:mod:`sktransfer._distributed`): every process forms the same
+        batches, trains on its shard of each, and the gradients (and the
+        reported losses) are averaged over the processes.
     """
 
     def __init__(
@@ -91,6 +96,7 @@ class TransferNet(NeuralNet):
         augment=(),
         augment_seed=0,
         input_stats=None,
+        distributed=None,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
@@ -105,6 +111,7 @@ class TransferNet(NeuralNet):
         self.augment = augment
         self.augment_seed = augment_seed
         self.input_stats = input_stats
+        self.distributed = distributed
 
     # --- initialisation ------------------------------------------------------
     def get_default_callbacks(self):
@@ -132,7 +139,13 @@ class TransferNet(NeuralNet):
             self.grad_scaler_ = torch.amp.GradScaler(torch.device(self.device).type)
         self.da_scale_ = 1.0
         self.loss_terms_ = None
+        self._loss_norm = None
         super().initialize()
+        if self.distributed is not None:
+            # rank 0's initial weights everywhere (a user's module may have been
+            # built unseeded in each process; DANN's discriminator is built here)
+            for name in self._modules:
+                self.distributed.broadcast_parameters(getattr(self, name + "_"))
         # batch-norm cannot train on a batch of one row: never leave one behind
         self.min_batch_ = 2 if _has_batch_norm(self.module_) else 1
         params = dict(self.module_.named_parameters())
@@ -183,15 +196,21 @@ class TransferNet(NeuralNet):
     def get_iterator(self, dataset, training=False):
         if not isinstance(dataset, TensorData):
             return super().get_iterator(dataset, training=training)
+        # data-parallel: a batch holds at least one row per process (a batch-norm
+        # shard two), so no shard is empty; a smaller last batch joins the one
+        # before it
+        k = 1 if self.distributed is None else self.distributed.world_size
         if training and self.balanced:
-            iterator = BalancedIterator(dataset, self.batch_size, self.generator_)
+            iterator = BalancedIterator(
+                dataset, self.batch_size, self.generator_, min_source=k
+            )
         else:
             iterator = BatchIterator(
                 dataset,
                 self.batch_size,
                 shuffle=training,
                 generator=self.generator_,
-                min_batch=self.min_batch_ if training else 1,
+                min_batch=k * (self.min_batch_ if training else 1),
             )
         if training and self.augment:
             return AugmentedBatches(iterator, self._augmenter())
@@ -223,15 +242,44 @@ class TransferNet(NeuralNet):
                 return self.module_.forward_with_features(x)
             return self.module_(x)
 
+    def _local(self, batch):
+        """This process's shard of ``batch`` (all of it in one process); the
+        shard's loss normaliser is kept for :meth:`get_loss`."""
+        if self.distributed is None:
+            return batch
+        batch, self._loss_norm = self.distributed.shard(batch)
+        return batch
+
+    def _learnable(self):
+        return [p for _, p in self.get_all_learnable_params()]
+
+    def validation_step(self, batch, **fit_params):
+        step = super().validation_step(self._local(batch), **fit_params)
+        if self.distributed is not None:
+            # every process records the whole batch's loss: early stopping
+            # decides alike everywhere
+            step["loss"] = self.distributed.mean(step["loss"])
+        return step
+
     def train_step_single(self, batch, **fit_params):
+        batch = self._local(batch)
         if self.precision != "fp16":
-            return super().train_step_single(batch, **fit_params)
+            step = super().train_step_single(batch, **fit_params)
+            if self.distributed is not None:
+                step["loss"] = self.distributed.average_gradients(
+                    self._learnable(), step["loss"]
+                )
+            return step
         # fp16: scale the loss so small gradients survive; unscaled in train_step
         self._set_training(True)
         Xi, yi = batch
         y_pred = self.infer(Xi, **fit_params)
         loss = self.get_loss(y_pred, yi, X=Xi, training=True)
         self.grad_scaler_.scale(loss).backward()
+        if self.distributed is not None:
+            # average the scaled gradients, so every process's scaler finds
+            # the same overflow and takes the same step
+            loss = self.distributed.average_gradients(self._learnable(), loss)
         self.grad_scaler_.unscale_(self.optimizer_)  # true gradients for clipping
         self.notify(
             "on_grad_computed",
@@ -271,7 +319,10 @@ class TransferNet(NeuralNet):
             y_pred = y_pred.float()
             features = None if features is None else features.float()
         err = _row_loss(y_pred, y, predicts_variance(self.module_.head))
-        if w is None:
+        if self._loss_norm is not None:
+            # a shard: normalised by the whole batch's weight over the processes
+            task = (err if w is None else err * w).sum() / self._loss_norm
+        elif w is None:
             task = err.mean()
         else:
             task = (err * w).sum() / w.sum().clamp_min(1e-12)
@@ -310,12 +361,22 @@ class TransferNet(NeuralNet):
                 self.loss_terms_.setdefault(name, []).append(value.detach())
         return loss
 
+    def synchronize(self):
+        """Data-parallel: make the fitted modules the same on every process
+        (rank 0's parameters, the mean of the batch-norm statistics)."""
+        if self.distributed is not None:
+            self.distributed.synchronize(
+                [getattr(self, name + "_") for name in self._modules]
+            )
+        return self
+
     def on_train_end(self, net, X=None, y=None, **kwargs):
         # the start values of anchored parameters only serve training, and so
         # does the augmentation generator, which lives on the training device
         # (a CUDA generator in a pickle cannot be rebuilt without CUDA)
         self.anchors_ = []
         self.augment_generator_ = None
+        self._loss_norm = None
         return super().on_train_end(net, X=X, y=y, **kwargs)
 
     # --- the exact solver ------------------------------------------------------

@@ -167,6 +167,7 @@ class TransferRegressor(BaseTransferEstimator):
         clip_inputs=False,
         keep_source=False,
         augment=None,
+        distributed=None,
         pretraining="auto",
     ):
         # the shared parameters, stored by the base (one list of names: its
