@@ -23,6 +23,7 @@ PUBLIC_MODULES = [
     "sktransfer.losses",
     "sktransfer.model_selection",
     "sktransfer.persistence",
+    "sktransfer.onnx",
     "sktransfer.plotting",
     "sktransfer.pretraining",
 ]

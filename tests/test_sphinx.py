@@ -36,6 +36,7 @@ MODULES = [
     "sktransfer.plotting",
     "sktransfer.conformal",
     "sktransfer.persistence",
+    "sktransfer.onnx",
     "sktransfer.exceptions",
 ]
 
