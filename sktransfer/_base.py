@@ -738,7 +738,15 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         adaptation loss, input statistics come from the labelled rows."""
         mode = self.standardize_X
         if mode == "auto":
-            if origin.source is not None:
+            if isinstance(origin.source, SelfSupervisedPretrainer) and not (
+                self._uses_pretrained_weights()
+            ):
+                # re-initialised: the model without pre-training scales its
+                # inputs with its own rows, as the pre-trainer scaled its own
+                mode = {False: "off", "global": "global"}.get(
+                    origin.source.standardize_X, "per_feature"
+                )
+            elif origin.source is not None:
                 mode = "inherit"
             else:
                 mode = isinstance(self.backbone, str)

@@ -153,19 +153,22 @@ def test_two_step_the_pretrained_backbone_and_its_scaling_are_reused(domains):
 
 def test_three_step_pretrain_then_source_then_target(domains):
     Xs, ys, Xt, yt, pre = domains
-    source = TransferRegressor(pre, **FIT).fit(Xs, ys)
+    source = TransferRegressor(pre, pretraining="use", **FIT).fit(Xs, ys)
     target = TransferRegressor(source, **FIT).fit(Xt[:10], yt[:10])
     assert target.predict(Xt[10:]).shape == (50,)
     assert target.input_mean_ is pre.input_mean_
 
 
-def test_reinit_is_the_same_network_and_scaling_with_fresh_untied_weights(domains):
+def test_reinit_is_the_same_network_with_fresh_weights_and_its_own_scaling(domains):
     Xs, ys, _, _, pre = domains
     fresh = TransferRegressor(pre, pretraining="reinit", **FIT).fit(Xs, ys)
     used = TransferRegressor(pre, pretraining="use", **FIT).fit(Xs, ys)
     assert (fresh.pretraining_, used.pretraining_) == ("reinit", "use")
     assert fresh.pretraining_scores_ is None
-    assert fresh.input_mean_ is pre.input_mean_  # the pre-trainer's scaling
+    # the model without pre-training: its own rows' statistics, not the
+    # pre-trainer's (used: the pre-trainer's)
+    np.testing.assert_allclose(fresh.input_mean_, Xs.mean(axis=0), atol=1e-6)
+    assert used.input_mean_ is pre.input_mean_
     # nothing pretrained: the backbone learns at lr (pretrained: backbone_lr x)
     lrs = [{g["lr"] for g in m.net_.optimizer_.param_groups} for m in (fresh, used)]
     assert lrs == [{1e-3}, {1e-3, 1e-4}]
@@ -178,7 +181,7 @@ def test_reinit_is_the_same_network_and_scaling_with_fresh_untied_weights(domain
 
 
 def test_auto_keeps_pretrained_weights_only_when_they_beat_fresh_ones(domains):
-    Xs, ys, Xt, yt, pre = domains
+    Xs, ys, Xt, _, pre = domains
     broken = clone(pre).fit(np.vstack([Xs, Xt]))
     with torch.no_grad():  # saturate every hidden unit: useless features
         for p in broken.backbone_.parameters():
@@ -232,7 +235,7 @@ def test_reinit_refuses_a_backbone_it_cannot_reset(domains):
 
     Xs, ys, _, _, _ = domains
     pre = SelfSupervisedPretrainer(backbone=Scaled(Xs.shape[1]), max_epochs=2).fit(Xs)
-    with pytest.raises(ValueError, match="pretraining='reinit'.*reset_parameters"):
+    with pytest.raises(ValueError, match=r"pretraining='reinit'.*reset_parameters"):
         TransferRegressor(pre, pretraining="reinit", **FIT).fit(Xs, ys)
     auto = TransferRegressor(pre, **FIT).fit(Xs, ys)  # cannot compare: uses them
     assert (auto.pretraining_, auto.pretraining_scores_) == ("use", None)
