@@ -1,7 +1,8 @@
 """Self-supervised pre-training on unlabelled rows of both domains (issue 13).
 
-Run: ``python benchmarks/pretraining.py`` (3 seeds, 2 processes of one torch
-thread each; ``--quick`` for a smoke run of 1 seed on 2 tasks). Writes
+Run: ``python benchmarks/pretraining.py --objectives masked`` (3 seeds, 2
+processes of one torch thread each; ``--quick`` for a smoke run of 1 seed on
+2 tasks). Writes
 ``benchmarks/results/pretraining.md`` and ``.csv`` (``--out``).
 
 Tasks: the accuracy suite (``benchmarks/accuracy/tasks.py``: weather, corn,
@@ -27,6 +28,12 @@ suite runs 30, which under-trains the new head of the two-step workflow --
   ``TransferRegressor(source).fit(X_lab, y_lab)``;
 - ``pre+tgt <objective>``: the two-step workflow,
   ``TransferRegressor(pre).fit(X_lab, y_lab)`` (no source labels);
+- each of the two at ``TransferRegressor(pretraining=...)`` for each of
+  ``--modes`` (default ``auto use``): unmarked, the default ``"auto"``
+  (the pre-trained weights kept only where cross-validation over the
+  labelled rows of that fit -- the source rows in the three steps, the
+  target labels in the two -- says they beat the same network
+  re-initialised); ``, use``: the pre-trained weights always;
 - ``target-only``: ``TransferRegressor().fit(X_lab, y_lab)``, the same
   network without pre-training.
 
@@ -56,11 +63,21 @@ REGIMES = (T.N_FEW, T.N_MID)
 SUITE_CSV = HERE / "accuracy" / "results" / "results.csv"
 
 
-def columns(objectives):
+def _label(workflow, objective, mode):
+    """Column name: the default ``pretraining="auto"`` unmarked."""
+    return f"{workflow} {objective}" + ("" if mode == "auto" else f", {mode}")
+
+
+def columns(objectives, modes):
     out = ["TR full"]
-    out += [f"pre+src+tgt {o}" for o in objectives]
-    out += [f"pre+tgt {o}" for o in objectives]
+    out += [_label("pre+src+tgt", o, m) for o in objectives for m in modes]
+    out += [_label("pre+tgt", o, m) for o in objectives for m in modes]
     return [*out, "target-only"]
+
+
+def baseline(column):
+    """The same workflow without pre-training."""
+    return "TR full" if column.startswith("pre+src+tgt") else "target-only"
 
 
 def _fit_predict(model, X, y, X_test):
@@ -68,7 +85,7 @@ def _fit_predict(model, X, y, X_test):
     return model.predict(X_test)
 
 
-def run_unit(name, seed, objectives, epochs, pre_epochs):
+def run_unit(name, seed, objectives, epochs, pre_epochs, modes=("auto",)):
     """Every column, both regimes, for one task x seed: a list of row dicts."""
     import torch
 
@@ -87,9 +104,10 @@ def run_unit(name, seed, objectives, epochs, pre_epochs):
             objective=objective, max_epochs=pre_epochs, random_state=seed
         ).fit(unlabelled)
         pretrained[objective] = pre
-        sources[f"pre+src+tgt {objective}"] = TransferRegressor(pre, **tr).fit(
-            task.X_source, task.y_source
-        )
+        for mode in modes:
+            sources[_label("pre+src+tgt", objective, mode)] = TransferRegressor(
+                pre, pretraining=mode, **tr
+            ).fit(task.X_source, task.y_source)
     rows = []
     for n in REGIMES:
         n = min(n, len(task.y_pool))
@@ -97,7 +115,10 @@ def run_unit(name, seed, objectives, epochs, pre_epochs):
         X, y = task.X_pool[idx], task.y_pool[idx]
         models = {label: TransferRegressor(src, **tr) for label, src in sources.items()}
         for objective, pre in pretrained.items():
-            models[f"pre+tgt {objective}"] = TransferRegressor(pre, **tr)
+            for mode in modes:
+                models[_label("pre+tgt", objective, mode)] = TransferRegressor(
+                    pre, pretraining=mode, **tr
+                )
         models["target-only"] = TransferRegressor(**tr)
         for label, model in models.items():
             pred = _fit_predict(model, X, y, task.X_test)
@@ -116,9 +137,9 @@ def run_unit(name, seed, objectives, epochs, pre_epochs):
     return rows
 
 
-def run(names, seeds, jobs, objectives, epochs, pre_epochs):
+def run(names, seeds, jobs, objectives, epochs, pre_epochs, modes):
     units = [(name, seed) for name in names for seed in range(seeds)]
-    args = (objectives, epochs, pre_epochs)
+    args = (objectives, epochs, pre_epochs, modes)
     if jobs <= 1:
         results = [run_unit(*u, *args) for u in units]
     else:
@@ -177,7 +198,10 @@ def wide_table(acc, cols, best):
 
 def ratio_table(acc, cols, best):
     """Per column: geometric mean of its RMSE over ``TR full``'s, over
-    ``target-only``'s and over the suite's best; cells it beats ``TR full``."""
+    ``target-only``'s and over the suite's best; cells it beats ``TR full``;
+    and, against the same workflow without pre-training (``TR full`` for the
+    three steps, ``target-only`` for the two), the worst ratio and the cells
+    where it is worse beyond noise (mean - sd above the other's mean + sd)."""
     table = []
     for c in cols:
         keys = list(acc)
@@ -185,18 +209,30 @@ def ratio_table(acc, cols, best):
         r_tgt = [np.mean(acc[k][c]) / np.mean(acc[k]["target-only"]) for k in keys]
         r_best = [np.mean(acc[k][c]) / best[k][0] for k in keys if k in best]
         wins = sum(r < 1 for r in r_full)
+        base = baseline(c)
+        r_base = [np.mean(acc[k][c]) / np.mean(acc[k][base]) for k in keys]
+        harm = sum(
+            np.mean(acc[k][c]) - np.std(acc[k][c])
+            > np.mean(acc[k][base]) + np.std(acc[k][base])
+            for k in keys
+        )
         table.append(
             [
                 c,
                 f"{_geo(r_full):.3f}",
                 f"{wins} / {len(keys)}",
-                f"{max(r_full):.3f}",
                 f"{_geo(r_tgt):.3f}",
                 f"{_geo(r_best):.3f}",
+                base if c not in ("TR full", "target-only") else "—",
+                f"{_geo(r_base):.3f}",
+                f"{max(r_base):.3f}",
+                f"{harm} / {len(keys)}",
             ]
         )
     header = ["config", "geo. mean / TR full", "cells better than TR full"]
-    header += ["worst / TR full", "geo. mean / target-only", "geo. mean / best"]
+    header += ["geo. mean / target-only", "geo. mean / best"]
+    header += ["without pre-training", "geo. mean / it", "worst / it"]
+    header += ["cells worse beyond noise"]
     return C.md_table(header, table)
 
 
@@ -258,6 +294,12 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--pre-epochs", type=int, default=100)
     parser.add_argument("--objectives", nargs="+", default=["masked", "contrastive"])
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        default=["auto", "use"],
+        help="TransferRegressor(pretraining=...) values to run (auto: the default)",
+    )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default=str(HERE / "results" / "pretraining.md"))
     args = parser.parse_args(argv)
@@ -266,16 +308,23 @@ def main(argv=None):
     names = list(QUICK_TASKS) if args.quick else list(T.task_builders())
     start = time.perf_counter()
     rows = run(
-        names, args.seeds, args.jobs, args.objectives, args.epochs, args.pre_epochs
+        names,
+        args.seeds,
+        args.jobs,
+        args.objectives,
+        args.epochs,
+        args.pre_epochs,
+        args.modes,
     )
     seconds = time.perf_counter() - start
     command = "python benchmarks/pretraining.py" + (
         " --quick"
         if args.quick
         else f" --seeds {args.seeds} --epochs {args.epochs} "
-        f"--pre-epochs {args.pre_epochs} --objectives {' '.join(args.objectives)}"
+        f"--pre-epochs {args.pre_epochs} --objectives {' '.join(args.objectives)} "
+        f"--modes {' '.join(args.modes)}"
     )
-    cols = columns(args.objectives)
+    cols = columns(args.objectives, args.modes)
     text = report(rows, command, seconds, args, cols)
     print(text)
     out = Path(args.out)

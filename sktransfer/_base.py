@@ -54,6 +54,7 @@ from sktransfer._shared import (
     Shapes,
     check_input_shape,
     check_optimizer,
+    reinitialise,
     resolve_shapes,
 )
 from sktransfer._shared import call_factory as _call_factory
@@ -740,7 +741,12 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
                 n_outputs == source.n_outputs_
             ):
                 head = copy.deepcopy(source.net_.module_.head).cpu()
-            return backbone, head, Origin(source)
+            origin = Origin(source)
+            if not self._uses_pretrained_weights():
+                # the same network, input scaling and shapes, fresh weights
+                reinitialise(backbone)
+                origin.backbone_pretrained = False
+            return backbone, head, origin
         if isinstance(self.backbone, torch.nn.Module):
             return copy.deepcopy(self.backbone).cpu(), None, Origin()
         return (
@@ -748,6 +754,11 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
             None,
             Origin(backbone_pretrained=self.weights is not None),
         )
+
+    def _uses_pretrained_weights(self):
+        """Whether the fit starts from the source's trained weights
+        (``TransferRegressor(pretraining=...)`` can re-initialise them)."""
+        return True
 
     # --- stage: scaling -------------------------------------------------------
     def _per_domain_scaling(self, masks):
@@ -759,7 +770,15 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         adaptation loss, input statistics come from the labelled rows."""
         mode = self.standardize_X
         if mode == "auto":
-            if origin.source is not None:
+            if isinstance(origin.source, SelfSupervisedPretrainer) and not (
+                self._uses_pretrained_weights()
+            ):
+                # re-initialised: the model without pre-training scales its
+                # inputs with its own rows, as the pre-trainer scaled its own
+                mode = {False: "off", "global": "global"}.get(
+                    origin.source.standardize_X, "per_feature"
+                )
+            elif origin.source is not None:
                 mode = "inherit"
             else:
                 mode = isinstance(self.backbone, str)

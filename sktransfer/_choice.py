@@ -73,7 +73,18 @@ def _fit_fold(model, X, y, held, *, unlabel, sample_weight, fit_params):
     return model.fit(take(X, keep), y[keep], sample_weight=sw, **params)
 
 
-def choose(estimator, candidates, X, y, rows, *, unlabel, sample_weight, fit_params):
+def choose(
+    estimator,
+    candidates,
+    X,
+    y,
+    rows,
+    *,
+    unlabel,
+    sample_weight,
+    fit_params,
+    max_folds=MAX_FOLDS,
+):
     """The candidate with the lowest cross-validated error, and every score.
 
     Parameters
@@ -93,6 +104,8 @@ def choose(estimator, candidates, X, y, rows, *, unlabel, sample_weight, fit_par
     sample_weight : array-like or None
     fit_params : dict
         Further per-row arguments of ``fit`` (such as ``sample_domain``).
+    max_folds : int, default=MAX_FOLDS
+        At most this many folds (:func:`n_folds` otherwise).
 
     Returns
     -------
@@ -101,7 +114,7 @@ def choose(estimator, candidates, X, y, rows, *, unlabel, sample_weight, fit_par
         Each candidate's squared error summed over the held-out rows.
     """
     seed = check_random_state(estimator.random_state).randint(2**31 - 1)
-    folds = KFold(n_folds(len(rows)), shuffle=True, random_state=seed)
+    folds = KFold(min(n_folds(len(rows)), max_folds), shuffle=True, random_state=seed)
     splits = [rows[held] for _, held in folds.split(rows)]
     errors = {}
     # verbose reports the final fit, not each fold's

@@ -201,3 +201,31 @@ def check_optimizer(optimizer):
             "dense gradients of a network (a torch.optim.Optimizer subclass "
             f"such as AdamW); use one of {sorted(OPTIMIZERS)} or such a class."
         )
+
+
+def _resettable(module):
+    """Submodules that reset their own parameters, and whether they cover
+    every parameter of ``module``."""
+    resets = [
+        m for m in module.modules() if callable(getattr(m, "reset_parameters", None))
+    ]
+    covered = {id(p) for m in resets for p in m.parameters(recurse=False)}
+    return resets, all(id(p) in covered for p in module.parameters())
+
+
+def can_reinitialise(module):
+    """Whether :func:`reinitialise` gives every parameter of ``module`` a
+    fresh value (each parameter belongs to a module with
+    ``reset_parameters``, as in ``torch.nn``'s layers)."""
+    return _resettable(module)[1]
+
+
+def reinitialise(module):
+    """Fresh parameters (and batch-norm statistics) for ``module``, in place,
+    from torch's current random state: the same network, untrained."""
+    for m in _resettable(module)[0]:
+        m.reset_parameters()
+    for m in module.modules():
+        if callable(getattr(m, "reset_running_stats", None)):
+            m.reset_running_stats()
+    return module

@@ -22,8 +22,10 @@ from sktransfer._base import (
 )
 from sktransfer._choice import choose
 from sktransfer._docs import fill_doc
+from sktransfer._shared import can_reinitialise
 from sktransfer._warnings import warn
 from sktransfer.finetuning import get_strategy, parameter_groups
+from sktransfer.pretraining import SelfSupervisedPretrainer
 
 #: the L2-SP strength of ``l2sp="auto"`` where it cannot be chosen exactly (the
 #: gradient loop): the value that helped on every task measured (docs/benchmarks.md)
@@ -33,6 +35,9 @@ AUTO_L2SP = 0.1
 AUTO_FINETUNE = (("full", 0.1), ("full", 1.0), ("lp_ft", 0.1), ("linear_probe", 0.1))
 #: fewest labelled rows for which ``finetune="auto"`` cross-validates
 AUTO_FINETUNE_MIN_ROWS = 10
+#: most folds of ``pretraining="auto"``'s cross-validation (two candidates;
+#: its rows are often a whole labelled source set)
+PRETRAINING_MAX_FOLDS = 5
 
 
 @fill_doc
@@ -74,6 +79,22 @@ class TransferRegressor(BaseTransferEstimator):
         gradient loop, the value that helped on every task measured
         (``benchmarks/penalties.py`` and ``docs/benchmarks.md`` measure both).
         Nothing pretrained: no penalty. The value used is ``l2sp_``.
+    pretraining : {"auto", "use", "reinit"}, default="auto"
+        How a fitted :class:`~sktransfer.SelfSupervisedPretrainer` given as
+        ``backbone`` is used (other backbones ignore it). ``"use"``: start from
+        its weights. ``"reinit"``: the same network, input scaling and shapes
+        with fresh weights -- the model without pre-training. ``"auto"``
+        (with at least 10 labelled rows, a strategy that trains the backbone
+        and a backbone whose layers all have ``reset_parameters``, as
+        ``torch.nn``'s do; else ``"use"``): both,
+        cross-validated over the rows (3 folds, one per 20 rows beyond 60, at
+        most 5; ``finetune="auto"`` then chooses among its candidates for the
+        one kept), keeping ``"reinit"`` unless the pre-trained weights beat it
+        by more than one standard error of the per-row differences.
+        Self-supervised features help on some tasks and hurt on others
+        (``benchmarks/pretraining.py``: weather and fermentation gain, corn
+        spectra and the synthetic tasks lose), and only labels tell which, so
+        by default pre-training does no harm. The choice is ``pretraining_``.
     %(training_parameters)s
 
     Attributes
@@ -86,6 +107,12 @@ class TransferRegressor(BaseTransferEstimator):
     finetune_scores_ : dict of str -> float or None
         ``finetune="auto"``'s cross-validated squared error per candidate
         (summed over the held-out rows); None when it did not cross-validate.
+    pretraining_ : {"use", "reinit"} or None
+        Whether a self-supervised pre-trainer's weights were used (the choice
+        of ``pretraining="auto"``); None for other backbones.
+    pretraining_scores_ : dict of str -> float or None
+        ``pretraining="auto"``'s cross-validated squared error of ``"reinit"``
+        and ``"use"``; None when it did not cross-validate.
 
     See Also
     --------
@@ -107,6 +134,7 @@ class TransferRegressor(BaseTransferEstimator):
         "finetune": [str],
         "backbone_lr": [Interval(Real, 0, None, closed="left")],
         "l2sp": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
+        "pretraining": [StrOptions({"auto", "use", "reinit"})],
     }
 
     def __init__(
@@ -140,6 +168,7 @@ class TransferRegressor(BaseTransferEstimator):
         keep_source=False,
         augment=None,
         distributed=None,
+        pretraining="auto",
     ):
         # the shared parameters, stored by the base (one list of names: its
         # signature)
@@ -147,6 +176,7 @@ class TransferRegressor(BaseTransferEstimator):
         self.finetune = finetune
         self.backbone_lr = backbone_lr
         self.l2sp = l2sp
+        self.pretraining = pretraining
 
     def _check_params(self):
         super()._check_params()
@@ -168,12 +198,82 @@ class TransferRegressor(BaseTransferEstimator):
         return self.finetune
 
     def _choose_auto(self, X, y, sample_weight, sample_domain):
+        self._pretraining_choice = self._choose_pretraining(X, y, sample_weight)
         if self.finetune != "auto":
             return None
         return self._choose_finetune(X, y, sample_weight)
 
+    def _self_supervised_source(self):
+        """The fitted pre-trainer given as ``backbone`` (not frozen), or None."""
+        source = self.backbone
+        if isinstance(source, SelfSupervisedPretrainer) and hasattr(
+            source, "backbone_"
+        ):
+            return source
+        return None
+
+    def _choose_pretraining(self, X, y, sample_weight):
+        """(``"use"`` or ``"reinit"`` or None, scores or None)."""
+        source = self._self_supervised_source()
+        if source is None:
+            return None, None
+        resettable = can_reinitialise(source.backbone_)
+        if self.pretraining == "reinit" and not resettable:
+            raise ValueError(
+                "pretraining='reinit' needs a backbone whose parameters all "
+                "belong to layers with reset_parameters() (as torch.nn's "
+                f"layers do); the pre-trainer's {type(source.backbone_).__name__} "
+                "has others. Give those layers a reset_parameters method, or "
+                "use pretraining='use'."
+            )
+        if self.pretraining != "auto":
+            return self.pretraining, None
+        fallback = ("use", None)
+        # a frozen backbone asked for: its features are the point
+        frozen = (
+            self.finetune != "auto" and get_strategy(self.finetune).freezes_backbone
+        )
+        if (
+            frozen
+            or not resettable
+            or not any(True for _ in source.backbone_.parameters())
+        ):
+            return fallback
+        try:
+            values = np.asarray(y, dtype=np.float64)
+            n_rows = _num_samples(X)
+        except (TypeError, ValueError):  # left to fit's own validation
+            return fallback
+        if n_rows < AUTO_FINETUNE_MIN_ROWS or len(values) != n_rows:
+            return fallback
+        # the candidates' own fits choose nothing: the strategy is the
+        # default's, and finetune="auto" chooses for the one kept
+        fixed = {"finetune": "full"} if self.finetune == "auto" else {}
+        candidates = {
+            "reinit": {"pretraining": "reinit", **fixed},
+            "use": {"pretraining": "use", **fixed},
+        }
+        best, scores = choose(
+            self,
+            candidates,
+            X,
+            values,
+            np.arange(len(values)),
+            unlabel=False,
+            sample_weight=sample_weight,
+            fit_params={},
+            max_folds=PRETRAINING_MAX_FOLDS,
+        )
+        return best, scores
+
+    def _uses_pretrained_weights(self):
+        choice = getattr(self, "_pretraining_choice", (None, None))[0]
+        return choice != "reinit"
+
     def _trains_pretrained_parameters(self):
         """The backbone is pretrained and has parameters to fine-tune."""
+        if not self._uses_pretrained_weights():
+            return False
         source = _unfrozen(self.backbone)
         if _is_source_kind(source):
             backbone = _fitted_backbone(source)
@@ -195,10 +295,13 @@ class TransferRegressor(BaseTransferEstimator):
         if n_rows < AUTO_FINETUNE_MIN_ROWS or len(values) != n_rows:
             return fallback
         candidates = {}
+        # the pre-training choice made, the candidates' fits keep it
+        chosen = self._pretraining_choice[0]
+        fixed = {"pretraining": chosen} if chosen is not None else {}
         for strategy, strength in AUTO_FINETUNE:
             l2sp = strength if self.l2sp == "auto" else self.l2sp
             name = f"{strategy}, l2sp={l2sp:g}"
-            candidates.setdefault(name, {"finetune": strategy, "l2sp": l2sp})
+            candidates.setdefault(name, {"finetune": strategy, "l2sp": l2sp, **fixed})
         best, scores = choose(
             self,
             candidates,
@@ -267,7 +370,9 @@ class TransferRegressor(BaseTransferEstimator):
         self.finetune_ = self._strategy_name()
         auto = self.finetune == "auto"
         self.finetune_scores_ = self._auto_choice[2] if auto else None
+        self.pretraining_, self.pretraining_scores_ = self._pretraining_choice
         self.__dict__.pop("_auto_choice", None)
+        self.__dict__.pop("_pretraining_choice", None)
 
     def _warn_ignored(self, origin, backbone_has_params):
         """Say so when a fine-tuning parameter cannot act on this network."""

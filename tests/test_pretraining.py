@@ -144,7 +144,7 @@ def test_two_step_the_pretrained_backbone_and_its_scaling_are_reused(domains):
     for key, value in state(probe.net_.module_.backbone).items():
         assert torch.equal(value, before[key]), key  # frozen: the pretrained one
     assert probe.input_mean_ is pre.input_mean_
-    full = TransferRegressor(pre, **FIT).fit(Xt[:10], yt[:10])
+    full = TransferRegressor(pre, pretraining="use", **FIT).fit(Xt[:10], yt[:10])
     assert full.l2sp_ > 0  # pretrained: L2-SP anchors the backbone
     assert full.predict(Xt[10:]).shape == (50,)
     for key, value in state(pre.backbone_).items():
@@ -153,10 +153,92 @@ def test_two_step_the_pretrained_backbone_and_its_scaling_are_reused(domains):
 
 def test_three_step_pretrain_then_source_then_target(domains):
     Xs, ys, Xt, yt, pre = domains
-    source = TransferRegressor(pre, **FIT).fit(Xs, ys)
+    source = TransferRegressor(pre, pretraining="use", **FIT).fit(Xs, ys)
     target = TransferRegressor(source, **FIT).fit(Xt[:10], yt[:10])
     assert target.predict(Xt[10:]).shape == (50,)
     assert target.input_mean_ is pre.input_mean_
+
+
+def test_reinit_is_the_same_network_with_fresh_weights_and_its_own_scaling(domains):
+    Xs, ys, _, _, pre = domains
+    fresh = TransferRegressor(pre, pretraining="reinit", **FIT).fit(Xs, ys)
+    used = TransferRegressor(pre, pretraining="use", **FIT).fit(Xs, ys)
+    assert (fresh.pretraining_, used.pretraining_) == ("reinit", "use")
+    assert fresh.pretraining_scores_ is None
+    # the model without pre-training: its own rows' statistics, not the
+    # pre-trainer's (used: the pre-trainer's)
+    np.testing.assert_allclose(fresh.input_mean_, Xs.mean(axis=0), atol=1e-6)
+    assert used.input_mean_ is pre.input_mean_
+    # nothing pretrained: the backbone learns at lr (pretrained: backbone_lr x)
+    lrs = [{g["lr"] for g in m.net_.optimizer_.param_groups} for m in (fresh, used)]
+    assert lrs == [{1e-3}, {1e-3, 1e-4}]
+    start = state(pre.backbone_)
+    trained = state(fresh.net_.module_.backbone)
+    assert start.keys() == trained.keys()
+    assert all(not torch.allclose(trained[k], start[k]) for k in start if "weight" in k)
+    again = TransferRegressor(pre, pretraining="reinit", **FIT).fit(Xs, ys)
+    np.testing.assert_array_equal(again.predict(Xs), fresh.predict(Xs))  # seeded
+
+
+def test_auto_keeps_pretrained_weights_only_when_they_beat_fresh_ones(domains):
+    Xs, ys, Xt, _, pre = domains
+    broken = clone(pre).fit(np.vstack([Xs, Xt]))
+    with torch.no_grad():  # saturate every hidden unit: useless features
+        for p in broken.backbone_.parameters():
+            p.mul_(1e3)
+    auto = TransferRegressor(broken, **FIT).fit(Xs, ys)
+    assert auto.pretraining_ == "reinit"
+    scores = auto.pretraining_scores_
+    assert set(scores) == {"reinit", "use"} and scores["use"] > scores["reinit"]
+    explicit = TransferRegressor(broken, pretraining="reinit", **FIT).fit(Xs, ys)
+    np.testing.assert_array_equal(auto.predict(Xt), explicit.predict(Xt))
+    # too few rows to tell: the weights asked for are used
+    few = TransferRegressor(broken, **FIT).fit(Xs[:9], ys[:9])
+    assert (few.pretraining_, few.pretraining_scores_) == ("use", None)
+    # other backbones: nothing to choose
+    assert TransferRegressor(**FIT).fit(Xs, ys).pretraining_ is None
+
+
+def test_auto_pretraining_and_auto_finetune_choose_once_each(domains, monkeypatch):
+    import sktransfer._transfer as transfer
+
+    Xs, ys, _, _, pre = domains
+    calls = []
+    real = transfer.choose
+
+    def spy(estimator, candidates, *args, **kwargs):
+        calls.append({k: dict(v) for k, v in candidates.items()})
+        return real(estimator, candidates, *args, **kwargs)
+
+    monkeypatch.setattr(transfer, "choose", spy)
+    model = TransferRegressor(pre, finetune="auto", pretraining="auto", **FIT)
+    model.fit(Xs[:30], ys[:30])
+    # one choice of pre-training (the strategy fixed), then, when the
+    # pretrained weights were kept, one of the strategy (pre-training fixed)
+    assert all(c["finetune"] == "full" for c in calls[0].values())
+    assert [c["pretraining"] for c in calls[0].values()] == ["reinit", "use"]
+    if model.pretraining_ == "use":
+        assert len(calls) == 2
+        assert all(c["pretraining"] == "use" for c in calls[1].values())
+    else:
+        assert len(calls) == 1 and model.finetune_scores_ is None
+
+
+def test_reinit_refuses_a_backbone_it_cannot_reset(domains):
+    class Scaled(torch.nn.Module):
+        def __init__(self, d):
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.ones(d))
+
+        def forward(self, x):
+            return x * self.scale
+
+    Xs, ys, _, _, _ = domains
+    pre = SelfSupervisedPretrainer(backbone=Scaled(Xs.shape[1]), max_epochs=2).fit(Xs)
+    with pytest.raises(ValueError, match=r"pretraining='reinit'.*reset_parameters"):
+        TransferRegressor(pre, pretraining="reinit", **FIT).fit(Xs, ys)
+    auto = TransferRegressor(pre, **FIT).fit(Xs, ys)  # cannot compare: uses them
+    assert (auto.pretraining_, auto.pretraining_scores_) == ("use", None)
 
 
 def test_domain_adaptation_and_frozen_pretrainers_are_accepted(domains):

@@ -1,0 +1,248 @@
+"""How cost grows: fit time and peak memory against rows and against workers.
+
+Run: ``python benchmarks/scaling.py`` (a few minutes on 2 cores; ``--quick``
+for a smoke run). Writes ``benchmarks/results/scaling.md``, ``.csv`` and the
+figure ``docs/images/scaling.png`` (matplotlib).
+
+Rows: each fit runs in a fresh process (so its peak resident memory, the
+kernel's ``VmHWM``, is its own) on ``make_domain_shift``-style data of 20
+float32 features, for ``--rows`` (default 10^3 .. 10^6), with two models:
+
+- ``TransferRegressor()`` (the default MLP 128-128, batch 64) trained for
+  ``--epochs`` epochs (default 1: one epoch's cost; a fit at the default
+  100 epochs costs about 100 times the epoch part);
+- ``TransferRegressor(backbone="linear")``: the closed-form linear model
+  (one pass over the data, no epochs).
+
+The data are made inside the timed process; the table reports the fit's
+wall time (data creation excluded) and the process's peak RSS, and the peak
+RSS of a process that only makes the data (the floor), so the difference is
+what the fit adds.
+
+Workers: ``GridSearchCV`` over 8 candidates x 2 folds of the MLP (10^4 rows,
+``--epochs`` epochs) through joblib's Dask backend on a local cluster of 1,
+2 and 4 worker processes with one thread each (loopback), against the same
+search with ``n_jobs=1``. With 2 cores, 4 workers cannot beat 2: the table
+shows what oversubscription costs.
+
+Timings are noisy: compare ratios within one run.
+"""
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "results" / "scaling.md"
+FIGURE = HERE.parent / "docs" / "images" / "scaling.png"
+N_FEATURES = 20
+
+_CHILD = r"""
+import json, sys, time
+import numpy as np, torch
+torch.set_num_threads(int(sys.argv[4]))
+from sktransfer import TransferRegressor
+
+def vmhwm():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+n, model, epochs = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+rng = np.random.default_rng(0)
+X = rng.standard_normal((n, %d), dtype=np.float32)
+w = rng.standard_normal(%d).astype(np.float32)
+y = (X @ w + 0.1 * rng.standard_normal(n, dtype=np.float32)).astype(np.float32)
+# warm-up: the first fit of a process pays one-off costs (imports, torch's
+# first kernels); time the second
+TransferRegressor(backbone="linear" if model == "linear" else "mlp", max_epochs=1).fit(X[:100], y[:100])
+floor = vmhwm()
+start = time.perf_counter()
+if model == "mlp":
+    TransferRegressor(max_epochs=epochs, random_state=0).fit(X, y)
+elif model == "linear":
+    TransferRegressor(backbone="linear", random_state=0).fit(X, y)
+seconds = time.perf_counter() - start
+print(json.dumps({"seconds": seconds, "peak": vmhwm(), "floor": floor}))
+""" % (N_FEATURES, N_FEATURES)
+
+
+def measure_rows(n, model, epochs, threads):
+    """Fit time and peak RSS of one fit, in a fresh process."""
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(n), model, str(epochs), str(threads)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _search(epochs):
+    import numpy as np
+    from sklearn.model_selection import GridSearchCV
+
+    from sktransfer import TransferRegressor
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((10_000, N_FEATURES), dtype=np.float32)
+    y = X @ rng.standard_normal(N_FEATURES).astype(np.float32)
+    grid = {"lr": [1e-3, 3e-3], "weight_decay": [0.0, 1e-4], "batch_size": [64, 256]}
+    return GridSearchCV(
+        TransferRegressor(max_epochs=epochs, random_state=0), grid, cv=2
+    ), X, y
+
+
+def measure_workers(n_workers, epochs):
+    """Wall time of one search; ``n_workers=0``: ``n_jobs=1``, no cluster."""
+    import joblib
+
+    search, X, y = _search(epochs)
+    if n_workers == 0:
+        start = time.perf_counter()
+        search.fit(X, y)
+        return time.perf_counter() - start
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=":0",
+        ) as cluster,
+        Client(cluster),
+    ):
+        search.set_params(n_jobs=-1)
+        start = time.perf_counter()
+        with joblib.parallel_config(backend="dask"):
+            search.fit(X, y)
+        return time.perf_counter() - start
+
+
+def figure(row_results, worker_results):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    for model, label in (("mlp", "MLP, one epoch"), ("linear", "linear, closed form")):
+        rs = [r for r in row_results if r["model"] == model]
+        n = [r["rows"] for r in rs]
+        axes[0].loglog(n, [r["seconds"] for r in rs], "o-", label=label)
+        axes[1].loglog(n, [r["peak_mb"] for r in rs], "o-", label=label)
+    floor = [r for r in row_results if r["model"] == "mlp"]
+    axes[1].loglog(
+        [r["rows"] for r in floor],
+        [r["floor_mb"] for r in floor],
+        "k:",
+        label="the data alone",
+    )
+    axes[0].set(xlabel="rows", ylabel="fit time (s)", title="Fit time")
+    axes[1].set(xlabel="rows", ylabel="peak RSS (MB)", title="Peak memory")
+    base = worker_results[0]["seconds"]
+    axes[2].plot(
+        [w["workers"] for w in worker_results[1:]],
+        [base / w["seconds"] for w in worker_results[1:]],
+        "o-",
+    )
+    axes[2].axhline(1.0, color="k", ls=":", label="n_jobs=1")
+    axes[2].set(
+        xlabel="local Dask workers (1 thread each)",
+        ylabel="speed-up over n_jobs=1",
+        title="GridSearchCV, 16 fits",
+        xticks=[w["workers"] for w in worker_results[1:]],
+    )
+    for ax in axes:
+        ax.legend(fontsize=8)
+        ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    FIGURE.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(FIGURE, dpi=110)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--rows", type=int, nargs="+", default=[1000, 10_000, 100_000, 1_000_000]
+    )
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per fit")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--no-figure", action="store_true")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rows, args.workers = [1000, 10_000], [1, 2]
+    started = time.perf_counter()
+    row_results = []
+    for n in args.rows:
+        for model in ("mlp", "linear"):
+            r = measure_rows(n, model, args.epochs, args.threads)
+            row_results.append(
+                {
+                    "rows": n,
+                    "model": model,
+                    "seconds": r["seconds"],
+                    "peak_mb": r["peak"] / 2**20,
+                    "floor_mb": r["floor"] / 2**20,
+                    "data_mb": n * (N_FEATURES + 1) * 4 / 2**20,
+                }
+            )
+            print(row_results[-1], flush=True)
+    worker_results = [{"workers": 0, "seconds": measure_workers(0, args.epochs)}]
+    for k in args.workers:
+        worker_results.append({"workers": k, "seconds": measure_workers(k, args.epochs)})
+        print(worker_results[-1], flush=True)
+    total = time.perf_counter() - started
+    OUT.parent.mkdir(exist_ok=True)
+    with open(OUT.with_suffix(".csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(row_results[0]))
+        writer.writeheader()
+        writer.writerows(row_results)
+    cmd = "python benchmarks/scaling.py" + (" --quick" if args.quick else "")
+    lines = [
+        "# How cost grows",
+        "",
+        f"Command: `{cmd}` ({total:.0f} s wall clock, {args.threads} torch "
+        f"thread(s) per fit, MLP trained {args.epochs} epoch(s)). "
+        "Protocol: the docstring of `benchmarks/scaling.py`.",
+        "",
+        "## Against rows (20 float32 features)",
+        "",
+        "| rows | model | fit time (s) | rows / s | peak RSS (MB) | "
+        "the data alone (MB) | data size (MB) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in row_results:
+        lines.append(
+            f"| {r['rows']:,} | {r['model']} | {r['seconds']:.2f} | "
+            f"{r['rows'] / r['seconds']:,.0f} | {r['peak_mb']:.0f} | "
+            f"{r['floor_mb']:.0f} | {r['data_mb']:.1f} |"
+        )
+    lines += [
+        "",
+        "## Against workers (GridSearchCV, 8 candidates x 2 folds, 10,000 rows)",
+        "",
+        "| backend | wall time (s) | speed-up over n_jobs=1 |",
+        "|---|---|---|",
+    ]
+    base = worker_results[0]["seconds"]
+    for w in worker_results:
+        name = "n_jobs=1" if w["workers"] == 0 else f"Dask, {w['workers']} worker(s)"
+        lines.append(f"| {name} | {w['seconds']:.1f} | {base / w['seconds']:.2f} |")
+    OUT.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    if not args.no_figure:
+        figure(row_results, worker_results)
+
+
+if __name__ == "__main__":
+    main()
