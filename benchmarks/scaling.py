@@ -31,6 +31,7 @@ Timings are noisy: compare ratios within one run.
 import argparse
 import csv
 import json
+import re
 import subprocess
 import sys
 import time
@@ -55,12 +56,14 @@ def vmhwm():
 
 n, model, epochs = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 rng = np.random.default_rng(0)
-X = rng.standard_normal((n, %d), dtype=np.float32)
-w = rng.standard_normal(%d).astype(np.float32)
+d = int(sys.argv[5])
+X = rng.standard_normal((n, d), dtype=np.float32)
+w = rng.standard_normal(d).astype(np.float32)
 y = (X @ w + 0.1 * rng.standard_normal(n, dtype=np.float32)).astype(np.float32)
 # warm-up: the first fit of a process pays one-off costs (imports, torch's
 # first kernels); time the second
-TransferRegressor(backbone="linear" if model == "linear" else "mlp", max_epochs=1).fit(X[:100], y[:100])
+warm = "linear" if model == "linear" else "mlp"
+TransferRegressor(backbone=warm, max_epochs=1).fit(X[:100], y[:100])
 floor = vmhwm()
 start = time.perf_counter()
 if model == "mlp":
@@ -69,13 +72,22 @@ elif model == "linear":
     TransferRegressor(backbone="linear", random_state=0).fit(X, y)
 seconds = time.perf_counter() - start
 print(json.dumps({"seconds": seconds, "peak": vmhwm(), "floor": floor}))
-""" % (N_FEATURES, N_FEATURES)
+"""
 
 
 def measure_rows(n, model, epochs, threads):
     """Fit time and peak RSS of one fit, in a fresh process."""
     out = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(n), model, str(epochs), str(threads)],
+        [
+            sys.executable,
+            "-c",
+            _CHILD,
+            str(n),
+            model,
+            str(epochs),
+            str(threads),
+            str(N_FEATURES),
+        ],
         check=True,
         capture_output=True,
         text=True,
@@ -93,9 +105,11 @@ def _search(epochs):
     X = rng.standard_normal((10_000, N_FEATURES), dtype=np.float32)
     y = X @ rng.standard_normal(N_FEATURES).astype(np.float32)
     grid = {"lr": [1e-3, 3e-3], "weight_decay": [0.0, 1e-4], "batch_size": [64, 256]}
-    return GridSearchCV(
-        TransferRegressor(max_epochs=epochs, random_state=0), grid, cv=2
-    ), X, y
+    return (
+        GridSearchCV(TransferRegressor(max_epochs=epochs, random_state=0), grid, cv=2),
+        X,
+        y,
+    )
 
 
 def measure_workers(n_workers, epochs):
@@ -126,7 +140,35 @@ def measure_workers(n_workers, epochs):
         return time.perf_counter() - start
 
 
-def figure(row_results, worker_results):
+MEMMAP_MD = HERE / "results" / "memmap.md"
+
+
+def memmap_run():
+    """The whole-file, memory-capped run of ``benchmarks/memmap.py`` (read from
+    its results, not re-run): rows, MiB of data, fit rows/s, peak RssAnon MiB
+    and the cap; None when that benchmark has not run."""
+    if not MEMMAP_MD.exists():
+        return None
+    text = MEMMAP_MD.read_text()
+    row = next((ln for ln in text.splitlines() if "whole file, capped" in ln), None)
+    cap = re.search(r"memory cap: ([\d,]+) MiB", text)
+    if row is None or cap is None:
+        return None
+    cells = [c.strip() for c in row.strip("|").split("|")]
+
+    def number(cell):
+        return float(re.sub(r"[^\d.]", "", cell))
+
+    return {
+        "rows": int(number(cells[1])),
+        "data_mb": number(cells[2]),
+        "rows_per_s": number(cells[3]),
+        "rss_anon_mb": number(cells[6]),
+        "cap_mb": number(cap.group(1)),
+    }
+
+
+def figure(row_results, worker_results, disk=None):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -145,6 +187,14 @@ def figure(row_results, worker_results):
         "k:",
         label="the data alone",
     )
+    if disk is not None:
+        axes[1].loglog(
+            [disk["rows"]],
+            [disk["rss_anon_mb"]],
+            "rs",
+            label=f"memmap of {disk['data_mb'] / 1024:.1f} GiB, capped at "
+            f"{disk['cap_mb']:.0f} MiB (anon. RSS)",
+        )
     axes[0].set(xlabel="rows", ylabel="fit time (s)", title="Fit time")
     axes[1].set(xlabel="rows", ylabel="peak RSS (MB)", title="Peak memory")
     base = worker_results[0]["seconds"]
@@ -199,7 +249,9 @@ def main(argv=None):
             print(row_results[-1], flush=True)
     worker_results = [{"workers": 0, "seconds": measure_workers(0, args.epochs)}]
     for k in args.workers:
-        worker_results.append({"workers": k, "seconds": measure_workers(k, args.epochs)})
+        worker_results.append(
+            {"workers": k, "seconds": measure_workers(k, args.epochs)}
+        )
         print(worker_results[-1], flush=True)
     total = time.perf_counter() - started
     OUT.parent.mkdir(exist_ok=True)
@@ -238,10 +290,22 @@ def main(argv=None):
     for w in worker_results:
         name = "n_jobs=1" if w["workers"] == 0 else f"Dask, {w['workers']} worker(s)"
         lines.append(f"| {name} | {w['seconds']:.1f} | {base / w['seconds']:.2f} |")
+    disk = memmap_run()
+    if disk is not None:
+        lines += [
+            "",
+            "## Beyond memory (read from `benchmarks/results/memmap.md`)",
+            "",
+            f"`python benchmarks/memmap.py`: a float32 memmap of {disk['rows']:,} "
+            f"rows ({disk['data_mb']:,.0f} MiB, 512 features) fitted under a "
+            f"{disk['cap_mb']:.0f} MiB memory cap: {disk['rows_per_s']:,.0f} rows/s "
+            f"(MLP 512-32-1, one epoch), peak anonymous RSS "
+            f"{disk['rss_anon_mb']:.0f} MiB.",
+        ]
     OUT.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     if not args.no_figure:
-        figure(row_results, worker_results)
+        figure(row_results, worker_results, disk)
 
 
 if __name__ == "__main__":
