@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from numbers import Integral, Real
 
-import cloudpickle
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin, clone
@@ -48,6 +47,7 @@ from sktransfer._outofcore import (
     random_access,
     read_rows,
 )
+from sktransfer._registry import dumps_entry
 from sktransfer._scaling import Scaling, scale_inputs
 from sktransfer._shared import (
     OPTIMIZERS,
@@ -61,6 +61,7 @@ from sktransfer._shared import call_factory as _call_factory
 from sktransfer._shared import dry_run as _dry_run
 from sktransfer._shared import named_errors as _named_errors
 from sktransfer._warnings import warn
+from sktransfer._workers import torch_threads_for_workers
 from sktransfer.augmentation import Augmentation, as_augmentations
 from sktransfer.backbones import get_backbone_factory, load_weights
 from sktransfer.backbones._weights import _check_finite_parameters
@@ -384,10 +385,14 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
 
         A backbone, method or strategy registered in one process is unknown in
         another (a ``GridSearchCV(n_jobs=2)`` worker, a plant server loading
-        the pickle): the entry travels with the estimator, serialised with
-        cloudpickle (joblib's), and is registered on loading where the name is
-        missing. A fitted model leaves out the fitted estimator it was trained
-        from (a :class:`SourceNotSaved` placeholder stands in) unless
+        the pickle, a Dask or Ray worker): the entry travels with the
+        estimator, serialised with cloudpickle, by value when it comes from a
+        module other than sktransfer's (a worker may not be able to import
+        that module; see :func:`sktransfer._registry.dumps_entry`). Loading
+        registers it where the name is unknown or came with an earlier pickle
+        (:meth:`sktransfer._registry.Registry.receive`). A fitted model
+        leaves out the fitted estimator it was trained from (a
+        :class:`SourceNotSaved` placeholder stands in) unless
         ``keep_source=True``.
         """
         state = dict(super().__getstate__())
@@ -411,10 +416,9 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
             entry = registry.entries.get(name)
             if entry is None:
                 continue  # fit will say the name is unknown
-            try:
-                carried.append((registry.kind, name, cloudpickle.dumps(entry)))
-            except Exception:
-                continue
+            blob = dumps_entry(entry)
+            if blob is not None:
+                carried.append((registry.kind, name, blob))
         if carried:
             state["_sktransfer_registry_entries"] = carried
         return state
@@ -425,8 +429,8 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         registries = {registry.kind: registry for registry, _ in self._all_registries()}
         for kind, name, blob in carried:
             registry = registries.get(kind)
-            if registry is not None and name not in registry.entries:
-                registry.add(name, cloudpickle.loads(blob))
+            if registry is not None:
+                registry.receive(name, blob)
         super().__setstate__(state)
         self._follow_the_net_device()
 
@@ -459,7 +463,9 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
         """Fit; on any error the estimator is left exactly as it was."""
         saved = dict(self.__dict__)
         try:
-            return self._fit_stages(X, y, sample_weight, sample_domain)
+            # in a Dask or Ray worker: the CPUs the worker allots this fit
+            with torch_threads_for_workers():
+                return self._fit_stages(X, y, sample_weight, sample_domain)
         except BaseException as exc:
             self.__dict__.clear()
             self.__dict__.update(saved)

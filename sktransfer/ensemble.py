@@ -37,6 +37,7 @@ from sktransfer._base import (
 from sktransfer._domain_adapt import DomainAdaptRegressor
 from sktransfer._transfer import TransferRegressor
 from sktransfer._warnings import warn
+from sktransfer._workers import worker_threads
 
 __all__ = ["TransferEnsemble"]
 
@@ -202,7 +203,9 @@ class TransferEnsemble(RegressorMixin, BaseEstimator):
     n_jobs : int, default=None
         Number of members fitted at once (joblib; None means 1 unless in a
         ``joblib.parallel_backend`` context, -1 all processors). Above one,
-        each member fits on one torch thread. Members predict in turn.
+        each member fits on one torch thread. Inside a Dask or Ray worker
+        (a search on a cluster), None means 1: the members fit one after
+        the other in that worker. Members predict in turn.
     random_state : int, RandomState instance or None, default=None
         Draws the members' seeds: an int gives the same members, whatever
         ``n_jobs``.
@@ -360,8 +363,15 @@ class TransferEnsemble(RegressorMixin, BaseEstimator):
             _MAX_SEED, size=self.n_members
         )
         members = self._members(template, seeds)
+        parallel = Parallel(n_jobs=self.n_jobs)
         one_thread = effective_n_jobs(self.n_jobs) > 1 and len(members) > 1
-        results = Parallel(n_jobs=self.n_jobs)(
+        if self.n_jobs is None and worker_threads() is not None:
+            # in a Dask or Ray worker the search already spreads the fits over
+            # the cluster; joblib's nested backend there (which ignores
+            # n_jobs=1) would send the members on to the busy workers
+            parallel = Parallel(n_jobs=1, backend="sequential")
+            one_thread = False  # the worker's allotment applies
+        results = parallel(
             delayed(_fit_member)(member, X, y, fit_params, one_thread)
             for member in members
         )
