@@ -21,10 +21,11 @@ what the fit adds.
 
 Workers: ``GridSearchCV`` over 8 candidates x 2 folds of the MLP
 (``--search-rows`` rows, default 20,000, ``--search-epochs`` epochs, default
-10) through joblib's Dask backend on a local cluster of 1,
+10) and of the closed-form linear model (10 times the rows, 8 penalties)
+through joblib's Dask backend on a local cluster of 1,
 2 and 4 worker processes with one thread each (loopback), against the same
 search with ``n_jobs=1``. With 2 cores, 4 workers cannot beat 2: the table
-shows what oversubscription costs.
+shows what oversubscription costs. Median of ``--reps`` searches (default 3).
 
 Timings are noisy: compare ratios within one run.
 """
@@ -33,6 +34,7 @@ import argparse
 import csv
 import json
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -96,7 +98,7 @@ def measure_rows(n, model, epochs, threads):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _search(epochs, n_rows):
+def _search(model, epochs, n_rows):
     import numpy as np
     from sklearn.model_selection import GridSearchCV
 
@@ -105,12 +107,17 @@ def _search(epochs, n_rows):
     rng = np.random.default_rng(0)
     X = rng.standard_normal((n_rows, N_FEATURES), dtype=np.float32)
     y = X @ rng.standard_normal(N_FEATURES).astype(np.float32)
-    grid = {"lr": [1e-3, 3e-3], "weight_decay": [0.0, 1e-4], "batch_size": [64, 256]}
-    return (
-        GridSearchCV(TransferRegressor(max_epochs=epochs, random_state=0), grid, cv=2),
-        X,
-        y,
-    )
+    if model == "linear":  # closed form: 8 ridge penalties
+        est = TransferRegressor(backbone="linear", random_state=0)
+        grid = {"weight_decay": [0.0, 1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0]}
+    else:
+        est = TransferRegressor(max_epochs=epochs, random_state=0)
+        grid = {
+            "lr": [1e-3, 3e-3],
+            "weight_decay": [0.0, 1e-4],
+            "batch_size": [64, 256],
+        }
+    return GridSearchCV(est, grid, cv=2), X, y
 
 
 def _warm_up():
@@ -124,11 +131,11 @@ def _warm_up():
     TransferRegressor(max_epochs=1).fit(X, X[:, 0])
 
 
-def measure_workers(n_workers, epochs, n_rows):
+def measure_workers(model, n_workers, epochs, n_rows):
     """Wall time of one search; ``n_workers=0``: ``n_jobs=1``, no cluster."""
     import joblib
 
-    search, X, y = _search(epochs, n_rows)
+    search, X, y = _search(model, epochs, n_rows)
     if n_workers == 0:
         start = time.perf_counter()
         search.fit(X, y)
@@ -210,18 +217,22 @@ def figure(row_results, worker_results, disk=None):
         )
     axes[0].set(xlabel="rows", ylabel="fit time (s)", title="Fit time")
     axes[1].set(xlabel="rows", ylabel="peak RSS (MB)", title="Peak memory")
-    base = worker_results[0]["seconds"]
-    axes[2].plot(
-        [w["workers"] for w in worker_results[1:]],
-        [base / w["seconds"] for w in worker_results[1:]],
-        "o-",
-    )
+    for model, label in (("mlp", "MLP"), ("linear", "linear, closed form")):
+        ws = [w for w in worker_results if w["model"] == model]
+        base = next(w["seconds"] for w in ws if w["workers"] == 0)
+        ws = [w for w in ws if w["workers"] > 0]
+        axes[2].plot(
+            [w["workers"] for w in ws],
+            [base / w["seconds"] for w in ws],
+            "o-",
+            label=label,
+        )
     axes[2].axhline(1.0, color="k", ls=":", label="n_jobs=1")
     axes[2].set(
         xlabel="local Dask workers (1 thread each)",
         ylabel="speed-up over n_jobs=1",
         title="GridSearchCV, 16 fits",
-        xticks=[w["workers"] for w in worker_results[1:]],
+        xticks=sorted({w["workers"] for w in worker_results if w["workers"]}),
     )
     for ax in axes:
         ax.legend(fontsize=8)
@@ -241,12 +252,13 @@ def main(argv=None):
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--search-rows", type=int, default=20_000)
     parser.add_argument("--search-epochs", type=int, default=10)
+    parser.add_argument("--reps", type=int, default=3, help="searches per backend")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--no-figure", action="store_true")
     args = parser.parse_args(argv)
     if args.quick:
         args.rows, args.workers = [1000, 10_000], [1, 2]
-        args.search_rows, args.search_epochs = 2000, 1
+        args.search_rows, args.search_epochs, args.reps = 2000, 1, 1
     started = time.perf_counter()
     row_results = []
     for n in args.rows:
@@ -264,11 +276,20 @@ def main(argv=None):
             )
             print(row_results[-1], flush=True)
     _warm_up()
-    search = (args.search_epochs, args.search_rows)
-    worker_results = [{"workers": 0, "seconds": measure_workers(0, *search)}]
-    for k in args.workers:
-        worker_results.append({"workers": k, "seconds": measure_workers(k, *search)})
-        print(worker_results[-1], flush=True)
+    worker_results = []
+    for model, n_rows in (
+        ("mlp", args.search_rows),
+        ("linear", 10 * args.search_rows),
+    ):
+        for k in [0, *args.workers]:
+            seconds = statistics.median(
+                measure_workers(model, k, args.search_epochs, n_rows)
+                for _ in range(args.reps)
+            )
+            worker_results.append(
+                {"model": model, "rows": n_rows, "workers": k, "seconds": seconds}
+            )
+            print(worker_results[-1], flush=True)
     total = time.perf_counter() - started
     OUT.parent.mkdir(exist_ok=True)
     with open(OUT.with_suffix(".csv"), "w", newline="") as f:
@@ -297,20 +318,30 @@ def main(argv=None):
         )
     lines += [
         "",
-        f"## Against workers (GridSearchCV, 8 candidates x 2 folds, "
-        f"{args.search_rows:,} rows, {args.search_epochs} epochs)",
+        "## Against workers (GridSearchCV, 8 candidates x 2 folds)",
         "",
+        f"MLP: {args.search_rows:,} rows, {args.search_epochs} epochs, a grid "
+        "over lr, weight_decay and batch_size; linear: "
+        f"{10 * args.search_rows:,} rows, closed form, 8 values of weight_decay. "
         "`n_jobs=1`: the search in this process with torch's default threads; "
         "Dask: a local cluster of worker processes with one thread each, "
-        "warmed up (sktransfer imported and run once in each worker).",
+        "warmed up (sktransfer imported and run once in each worker). "
+        f"Median of {args.reps} searches each.",
         "",
-        "| backend | wall time (s) | speed-up over n_jobs=1 |",
-        "|---|---|---|",
+        "| model | backend | wall time (s) | speed-up over n_jobs=1 |",
+        "|---|---|---|---|",
     ]
-    base = worker_results[0]["seconds"]
     for w in worker_results:
+        base = next(
+            b["seconds"]
+            for b in worker_results
+            if b["model"] == w["model"] and b["workers"] == 0
+        )
         name = "n_jobs=1" if w["workers"] == 0 else f"Dask, {w['workers']} worker(s)"
-        lines.append(f"| {name} | {w['seconds']:.1f} | {base / w['seconds']:.2f} |")
+        lines.append(
+            f"| {w['model']} | {name} | {w['seconds']:.2f} | "
+            f"{base / w['seconds']:.2f} |"
+        )
     disk = memmap_run()
     if disk is not None:
         lines += [

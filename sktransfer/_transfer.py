@@ -239,12 +239,8 @@ class TransferRegressor(BaseTransferEstimator):
             or not any(True for _ in source.backbone_.parameters())
         ):
             return fallback
-        try:
-            values = np.asarray(y, dtype=np.float64)
-            n_rows = _num_samples(X)
-        except (TypeError, ValueError):  # left to fit's own validation
-            return fallback
-        if n_rows < AUTO_FINETUNE_MIN_ROWS or len(values) != n_rows:
+        values = self._rows_to_choose_on(X, y)
+        if values is None:
             return fallback
         # the candidates' own fits choose nothing: the strategy is the
         # default's, and finetune="auto" chooses for the one kept
@@ -253,7 +249,26 @@ class TransferRegressor(BaseTransferEstimator):
             "reinit": {"pretraining": "reinit", **fixed},
             "use": {"pretraining": "use", **fixed},
         }
-        best, scores = choose(
+        return self._cross_validate(
+            candidates, X, values, sample_weight, max_folds=PRETRAINING_MAX_FOLDS
+        )
+
+    @staticmethod
+    def _rows_to_choose_on(X, y):
+        """``y`` as float64 when there are enough labelled rows for an
+        ``"auto"`` choice to cross-validate, else None."""
+        try:
+            values = np.asarray(y, dtype=np.float64)
+            n_rows = _num_samples(X)
+        except (TypeError, ValueError):  # left to fit's own validation
+            return None
+        if n_rows < AUTO_FINETUNE_MIN_ROWS or len(values) != n_rows:
+            return None
+        return values
+
+    def _cross_validate(self, candidates, X, values, sample_weight, **kwargs):
+        """:func:`~sktransfer._choice.choose` over every labelled row."""
+        return choose(
             self,
             candidates,
             X,
@@ -262,9 +277,8 @@ class TransferRegressor(BaseTransferEstimator):
             unlabel=False,
             sample_weight=sample_weight,
             fit_params={},
-            max_folds=PRETRAINING_MAX_FOLDS,
+            **kwargs,
         )
-        return best, scores
 
     def _uses_pretrained_weights(self):
         choice = getattr(self, "_pretraining_choice", (None, None))[0]
@@ -287,12 +301,8 @@ class TransferRegressor(BaseTransferEstimator):
         fallback = ("full", self.l2sp, None)
         if not self._trains_pretrained_parameters():
             return fallback
-        try:
-            values = np.asarray(y, dtype=np.float64)
-            n_rows = _num_samples(X)
-        except (TypeError, ValueError):  # left to fit's own validation
-            return fallback
-        if n_rows < AUTO_FINETUNE_MIN_ROWS or len(values) != n_rows:
+        values = self._rows_to_choose_on(X, y)
+        if values is None:
             return fallback
         candidates = {}
         # the pre-training choice made, the candidates' fits keep it
@@ -302,16 +312,7 @@ class TransferRegressor(BaseTransferEstimator):
             l2sp = strength if self.l2sp == "auto" else self.l2sp
             name = f"{strategy}, l2sp={l2sp:g}"
             candidates.setdefault(name, {"finetune": strategy, "l2sp": l2sp, **fixed})
-        best, scores = choose(
-            self,
-            candidates,
-            X,
-            values,
-            np.arange(len(values)),
-            unlabel=False,
-            sample_weight=sample_weight,
-            fit_params={},
-        )
+        best, scores = self._cross_validate(candidates, X, values, sample_weight)
         return candidates[best]["finetune"], candidates[best]["l2sp"], scores
 
     def _plan(self, network, origin, masks):
