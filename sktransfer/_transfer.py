@@ -371,9 +371,9 @@ class TransferRegressor(BaseTransferEstimator):
         self.finetune_ = self._strategy_name()
         auto = self.finetune == "auto"
         self.finetune_scores_ = self._auto_choice[2] if auto else None
-        self.pretraining_, self.pretraining_scores_ = self._pretraining_choice
         self.__dict__.pop("_auto_choice", None)
-        self.__dict__.pop("_pretraining_choice", None)
+        choice = self.__dict__.pop("_pretraining_choice", (None, None))
+        self.pretraining_, self.pretraining_scores_ = choice
 
     def _warn_ignored(self, origin, backbone_has_params):
         """Say so when a fine-tuning parameter cannot act on this network."""

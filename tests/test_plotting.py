@@ -153,7 +153,9 @@ def test_history_draws_the_l2sp_penalty_and_a_pretrainers_loss(plt, data):
     X = data[0][:N_SOURCE]
     pre = SelfSupervisedPretrainer(max_epochs=2, random_state=0).fit(X)
     assert list(TrainingHistoryDisplay.from_estimator(pre).lines_) == ["train_loss"]
-    tuned = TransferRegressor(pre, l2sp=0.1, max_epochs=3, random_state=0)
+    tuned = TransferRegressor(
+        pre, pretraining="use", l2sp=0.1, max_epochs=3, random_state=0
+    )
     display = TrainingHistoryDisplay.from_estimator(tuned.fit(X, X[:, 0]))
     assert list(display.lines_) == [
         "train_loss",
