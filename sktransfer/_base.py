@@ -479,13 +479,15 @@ class BaseTransferEstimator(RegressorMixin, BaseEstimator):
     def _fit_stages(self, X, y, sample_weight, sample_domain):
         """The fit coordinator: one line per stage."""
         self._check_params()
+        # the process group first: an "auto" choice splits its folds alike on
+        # every process (_choice.choose)
+        ctx, device = setup_distributed(self.distributed, self.device)
         self._auto_choice = self._choose_auto(X, y, sample_weight, sample_domain)
         X, y, y_1d = self._validate_data(X, y)
         masks = self._domains(y, sample_domain)
         sample_weight = self._validate_sample_weight(sample_weight, X, masks)
         shapes = self._resolve_shapes(X)
         seeds = Seeds.from_random_state(self.random_state)
-        ctx, device = setup_distributed(self.distributed, self.device)
         if ctx is not None:
             seeds = ctx.broadcast_seeds(seeds)
             ctx.check_same_data(X, y, sample_weight, masks.domain)

@@ -17,6 +17,7 @@ from sklearn.base import clone
 from sklearn.model_selection import KFold
 from sklearn.utils import _safe_indexing, check_random_state
 
+from sktransfer._distributed import setup as setup_distributed
 from sktransfer._outofcore import take
 
 #: folds of the inner cross-validation with few labelled rows
@@ -114,6 +115,11 @@ def choose(
         Each candidate's squared error summed over the held-out rows.
     """
     seed = check_random_state(estimator.random_state).randint(2**31 - 1)
+    if getattr(estimator, "distributed", None) is not None:
+        # under distributed="ddp" every process must split the same folds, also
+        # with random_state=None: rank 0's seed (the group is set up by fit)
+        ctx, _ = setup_distributed(estimator.distributed, estimator.device)
+        seed = ctx.broadcast_int(seed)
     folds = KFold(min(n_folds(len(rows)), max_folds), shuffle=True, random_state=seed)
     splits = [rows[held] for _, held in folds.split(rows)]
     errors = {}

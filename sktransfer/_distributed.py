@@ -84,6 +84,12 @@ class Distributed:
         _dist().broadcast(values, src=0)
         return Seeds(*(int(v) for v in values.cpu()))
 
+    def broadcast_int(self, value):
+        """Rank 0's ``value`` (an int) on every process."""
+        out = torch.tensor([int(value)], dtype=torch.int64).to(self.comm_device)
+        _dist().broadcast(out, src=0)
+        return int(out.cpu()[0])
+
     def check_same_data(self, X, y, sample_weight=None, domain=None):
         """Raise on every process if the processes were given different data.
 

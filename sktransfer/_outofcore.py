@@ -24,10 +24,22 @@ from sktransfer._batches import TensorData
 CHUNK_BYTES = 1 << 21
 
 
+#: the folder joblib memory-maps large arguments of its workers into
+JOBLIB_MEMMAP_FOLDER = "joblib_memmapping_folder"
+
+
 def is_out_of_core(X):
     """Whether ``X`` is read on demand: a ``np.memmap``, an h5py dataset, a
-    zarr array or a :class:`RowView` of one."""
-    if isinstance(X, np.memmap | RowView):
+    zarr array or a :class:`RowView` of one.
+
+    A memmap that joblib made of an in-memory array to hand it to a worker
+    (``TransferEnsemble(n_jobs=2)``, ``MultiOutputRegressor(n_jobs=2)``...)
+    is not: the caller's array was in memory, and the worker fits as the
+    caller would (the exact solver included).
+    """
+    if isinstance(X, np.memmap):
+        return JOBLIB_MEMMAP_FOLDER not in str(getattr(X, "filename", "") or "")
+    if isinstance(X, RowView):
         return True
     module = type(X).__module__ or ""
     name = type(X).__name__

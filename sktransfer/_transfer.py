@@ -204,8 +204,9 @@ class TransferRegressor(BaseTransferEstimator):
         return self._choose_finetune(X, y, sample_weight)
 
     def _self_supervised_source(self):
-        """The fitted pre-trainer given as ``backbone`` (not frozen), or None."""
-        source = self.backbone
+        """The fitted pre-trainer given as ``backbone`` (also inside a
+        ``FrozenEstimator``), or None."""
+        source = _unfrozen(self.backbone)
         if isinstance(source, SelfSupervisedPretrainer) and hasattr(
             source, "backbone_"
         ):

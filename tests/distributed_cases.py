@@ -166,11 +166,35 @@ def failures():
     return messages
 
 
+def auto_unseeded():
+    """``finetune="auto"`` with ``random_state=None``: its cross-validation
+    must split the same folds on every process (rank 0's seed), or each
+    fold's fit finds other rows on the other process. The error, if any."""
+    Xs, ys, Xt, Xtest, _ = data()
+    source = TransferRegressor(**NET).fit(Xs, ys)  # seeded, one process: alike
+    est = TransferRegressor(
+        source,
+        **{**NET, "backbone_params": None, "random_state": None},
+        finetune="auto",
+        distributed="ddp",
+    )
+    try:
+        est.fit(Xt, Xt @ np.array([1.2, -2.0, 0.5, 0.3]) + 0.5)
+    except ValueError as exc:
+        return {"auto_unseeded/error": np.array(str(exc))}
+    return {
+        "auto_unseeded/pred": est.predict(Xtest),
+        "auto_unseeded/finetune": np.array(est.finetune_),
+        "auto_unseeded/scores": np.array(sorted(est.finetune_scores_.values())),
+    }
+
+
 def main(out_dir):
     import torch.distributed as dist
 
     torch.set_num_threads(1)
     out = fit_all("ddp")
+    out.update(auto_unseeded())
     for key, message in failures().items():
         out[f"error/{key}"] = np.array(message)
     out["world_size"] = np.array(dist.get_world_size())

@@ -129,6 +129,16 @@ def test_coral_is_computed_per_shard(runs):
     assert not np.allclose(rank0["coral/train_da_loss"], single["coral/train_da_loss"])
 
 
+def test_an_auto_choice_without_a_seed_splits_alike_on_every_process(runs):
+    rank0, rank1, _ = runs
+    for rank in (rank0, rank1):
+        assert "auto_unseeded/error" not in rank, str(rank["auto_unseeded/error"])
+    for key in ("pred", "finetune", "scores"):
+        np.testing.assert_array_equal(
+            rank0[f"auto_unseeded/{key}"], rank1[f"auto_unseeded/{key}"]
+        )
+
+
 def test_different_data_per_process_is_refused(runs):
     rank0, rank1, _ = runs
     for rank in (rank0, rank1):

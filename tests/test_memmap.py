@@ -261,3 +261,27 @@ def test_shuffled_training_reads_the_memmap_without_read_ahead(
     TransferRegressor(**QUICK).fit(X_disk, y)
     assert seen == [True]
     assert "rr" not in _vm_flags(path)  # the default advice is back
+
+
+def test_a_memmap_joblib_makes_for_its_workers_fits_as_in_memory(tmp_path):
+    """joblib hands large arrays to its workers as memmaps
+    (TransferEnsemble(n_jobs=2), MultiOutputRegressor(n_jobs=2), ...): the
+    caller's array was in memory, so a worker fits as the caller would --
+    the exact solver, not the on-disk gradient loop."""
+    from joblib import Parallel, delayed
+
+    from sktransfer._outofcore import is_out_of_core
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3000, 60)).astype(np.float32)  # 720 kB: above max_nbytes
+    y = X[:, :3].sum(axis=1)
+    fits = Parallel(n_jobs=2, max_nbytes="100K")(
+        delayed(TransferRegressor(backbone="linear").fit)(X, y) for _ in range(2)
+    )
+    assert [f.solver_ for f in fits] == ["closed_form", "closed_form"]
+    # the rule: a memmap in joblib's folder is the caller's in-memory array
+    folder = tmp_path / "joblib_memmapping_folder_123_abc"
+    folder.mkdir()
+    for where, expected in ((folder, False), (tmp_path, True)):
+        m = np.memmap(where / "x.mmap", dtype=np.float32, mode="w+", shape=(4, 2))
+        assert is_out_of_core(m) is expected

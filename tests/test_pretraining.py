@@ -224,6 +224,16 @@ def test_auto_pretraining_and_auto_finetune_choose_once_each(domains, monkeypatc
         assert len(calls) == 1 and model.finetune_scores_ is None
 
 
+def test_pretraining_acts_on_a_frozen_pretrainer_too(domains):
+    Xs, ys, _, _, pre = domains
+    fresh = TransferRegressor(FrozenEstimator(pre), pretraining="reinit", **FIT)
+    fresh.fit(Xs, ys)
+    assert fresh.pretraining_ == "reinit"
+    assert fresh.input_mean_ is not pre.input_mean_  # its own rows' statistics
+    plain = TransferRegressor(pre, pretraining="reinit", **FIT).fit(Xs, ys)
+    np.testing.assert_array_equal(fresh.predict(Xs), plain.predict(Xs))
+
+
 def test_reinit_refuses_a_backbone_it_cannot_reset(domains):
     class Scaled(torch.nn.Module):
         def __init__(self, d):
